@@ -1,0 +1,408 @@
+"""Turning what singer-sdk hands a sink into the JSON value a Salesforce field accepts, or rejecting it.
+
+A converter is built once per column from the field's describe and then called for every record, so each one is a
+closure with its limits pre-computed and a fast path for the common case. Rejecting here, with Salesforce's own error
+codes, saves an API call per bad record and names the field and the reason the way Salesforce would.
+
+Decisions (Salesforce leaves room for them or a reason is given):
+- Text length counts UTF-16 code units, as Salesforce (a Java platform) does: an emoji outside the Basic
+  Multilingual Plane counts as two. Over-long text is rejected, never truncated.
+- dict/list values for a text field are sent as compact JSON rather than rejected: taps emit JSON columns, and a
+  long text field holding the JSON is what users expect; the length limit still applies.
+- Numbers are rounded half-up to the field's scale. The API would store the extra digits while the UI shows the
+  rounded value; rounding makes what is stored match what users see. An integer part longer than
+  precision - scale is rejected (NUMBER_OUTSIDE_VALID_RANGE).
+- Booleans accept true/false, the strings "true"/"false"/"1"/"0" (xsd:boolean, any case) and the numbers 0/1
+  (tinyint columns).
+- Naive datetimes are UTC; aware ones are converted to UTC; milliseconds are truncated, not rounded, so a value
+  never moves into the next second. A datetime for a date field keeps the date as written (no zone shift).
+- Time fields have no time zone: a time with a non-UTC offset is rejected rather than silently shifted.
+- Restricted picklist values match active values exactly, else ignoring case (the canonical value is sent).
+- An empty list for a multi-select picklist means "no values" and is sent as null; restricted multi-select values
+  are checked one by one, blanks around ``;`` dropped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from collections.abc import Callable, Mapping
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from target_salesforce.mapping import WritePlan
+
+Converter = Callable[[Any], Any]
+
+STRING_TOO_LONG = "STRING_TOO_LONG"
+INVALID_TYPE = "INVALID_TYPE_ON_FIELD_IN_RECORD"
+INVALID_PICKLIST = "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+INVALID_EMAIL = "INVALID_EMAIL_ADDRESS"
+MALFORMED_ID = "MALFORMED_ID"
+OUT_OF_RANGE = "NUMBER_OUTSIDE_VALID_RANGE"
+
+_PREVIEW_CHARS = 40
+# 15 case-sensitive characters, optionally the 3-character case checksum (read case-insensitively by Salesforce).
+_ID_SHAPE = re.compile(r"[0-9A-Za-z]{15}(?:[A-Za-z0-5]{3})?\Z")
+_EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s.][^@\s]*\.[^@\s.]+\Z")
+# Room for any value Salesforce can hold (18 digits) plus a wide margin, independent of the thread's context.
+_DECIMAL_CONTEXT = Context(prec=60, rounding=ROUND_HALF_UP)
+_UTC = datetime.timezone.utc
+# xsd:boolean's lexical space, which Salesforce's CSV and JSON readers accept for checkboxes.
+_BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False}
+_INT_LIMIT = 2**31  # Salesforce int fields are 32-bit; describe's ``digits`` may narrow that
+
+
+class ValueRejected(Exception):
+    """One field value Salesforce would refuse, with the error code it would answer."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RecordRejected(Exception):
+    """A record with one or more bad values; every bad field is named so the user fixes them all at once."""
+
+    def __init__(self, fields: list[str], code: str, message: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+        self.code = code
+        self.message = message
+
+
+def _preview(value: Any) -> str:
+    """The value as shown in a message, capped so a megabyte of text never lands in a log or reject file."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
+
+
+def _invalid_type(name: str, value: Any) -> ValueRejected:
+    return ValueRejected(INVALID_TYPE, f"{name}: value not of required type: {_preview(value)}")
+
+
+def _utf16_length(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _as_text(value: Any, name: str) -> str:
+    """A non-str value in the text form a user would expect to see in the field."""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, (dict, list, tuple)):
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+        except (TypeError, ValueError):
+            raise _invalid_type(name, value) from None
+    raise _invalid_type(name, value)
+
+
+def _length_checker(name: str, limit: int) -> Callable[[str], None]:
+    half = limit // 2  # at most 2 UTF-16 units a character: anything this short fits without counting
+
+    def check(text: str) -> None:
+        if len(text) > half and _utf16_length(text) > limit:
+            raise ValueRejected(STRING_TOO_LONG, f"{name}: data value too large: {_preview(text)} (max length={limit})")
+
+    return check
+
+
+def _text(field: Mapping[str, Any], check: Callable[[str, str], str] | None = None) -> Converter:
+    """String-like fields; ``check`` validates (and may canonicalise) the text before the length check."""
+    name = field["name"]
+    limit = int(field.get("length") or 0)
+    check_length = _length_checker(name, limit) if limit else None
+
+    def convert(value: Any) -> str:
+        text = value if value.__class__ is str else _as_text(value, name)
+        if check is not None:
+            text = check(text, name)
+        if check_length is not None:
+            check_length(text)
+        return text
+
+    return convert
+
+
+def _check_email(text: str, name: str) -> str:
+    if not _EMAIL_SHAPE.match(text):
+        raise ValueRejected(INVALID_EMAIL, f"{name}: invalid email address: {_preview(text)}")
+    return text
+
+
+def _picklist_check(field: Mapping[str, Any]) -> Callable[[str, str], str] | None:
+    if not field.get("restrictedPicklist"):
+        return None
+    active = [p["value"] for p in field.get("picklistValues") or () if p.get("active", True)]
+    exact = set(active)
+    by_lower: dict[str, str] = {}
+    for value in active:
+        by_lower.setdefault(value.lower(), value)
+
+    def canonical(value: str, name: str) -> str:
+        found = value if value in exact else by_lower.get(value.lower())
+        if found is None:
+            raise ValueRejected(INVALID_PICKLIST, f"{name}: bad value for restricted picklist field: {_preview(value)}")
+        return found
+
+    return canonical
+
+
+def _picklist(field: Mapping[str, Any]) -> Converter:
+    return _text(field, _picklist_check(field))
+
+
+def _multipicklist(field: Mapping[str, Any]) -> Converter:
+    restricted = _picklist_check(field)
+
+    def check_each(text: str, name: str) -> str:
+        return ";".join(restricted(part.strip(), name) for part in text.split(";") if part.strip())
+
+    as_text = _text(field, check_each if restricted is not None else None)
+
+    def convert(value: Any) -> str | None:
+        if isinstance(value, (list, tuple)):
+            if not value:
+                return None
+            value = ";".join(v if v.__class__ is str else _as_text(v, field["name"]) for v in value)
+        return as_text(value)
+
+    return convert
+
+
+def _email(field: Mapping[str, Any]) -> Converter:
+    return _text(field, _check_email)
+
+
+def _record_id(field: Mapping[str, Any]) -> Converter:
+    name = field["name"]
+
+    def convert(value: Any) -> str:
+        if value.__class__ is not str or not _ID_SHAPE.match(value):
+            raise ValueRejected(MALFORMED_ID, f"{name}: id value of incorrect type: {_preview(value)}")
+        return value
+
+    return convert
+
+
+def _boolean(field: Mapping[str, Any]) -> Converter:
+    name = field["name"]
+
+    def convert(value: Any) -> bool:
+        if value is True or value is False:
+            return value
+        if value.__class__ is str:
+            found = _BOOLEAN_WORDS.get(value.strip().lower())
+            if found is not None:
+                return found
+        elif isinstance(value, (int, Decimal)) and value in (0, 1):
+            return value == 1
+        raise _invalid_type(name, value)
+
+    return convert
+
+
+def _to_decimal(value: Any, name: str) -> Decimal:
+    """Any number-like value as a finite Decimal; bools are not numbers here."""
+    cls = value.__class__
+    try:
+        if cls is Decimal:
+            number = value
+        elif cls is int:
+            return Decimal(value)
+        elif cls is float:
+            number = Decimal(repr(value))
+        elif cls is str:
+            number = Decimal(value.strip())
+        else:
+            raise _invalid_type(name, value)
+    except InvalidOperation:
+        raise _invalid_type(name, value) from None
+    if not number.is_finite():
+        raise _invalid_type(name, value)
+    return number
+
+
+def _out_of_range(name: str, value: Any) -> ValueRejected:
+    return ValueRejected(OUT_OF_RANGE, f"{name}: value outside of valid range on numeric field: {_preview(value)}")
+
+
+def _integer(field: Mapping[str, Any]) -> Converter:
+    name = field["name"]
+    digits = int(field.get("digits") or 0)
+    bound = min(10**digits, _INT_LIMIT) if digits else _INT_LIMIT
+
+    def convert(value: Any) -> int:
+        if value.__class__ is int:
+            number = value
+        else:
+            decimal = _to_decimal(value, name)
+            if decimal != decimal.to_integral_value():
+                raise _invalid_type(name, value)
+            number = int(decimal)
+        if not -bound < number < bound:
+            raise _out_of_range(name, value)
+        return number
+
+    return convert
+
+
+def _number(field: Mapping[str, Any]) -> Converter:
+    """double, currency and percent: json.dumps-ready int or float, rounded to scale, integer part checked."""
+    name = field["name"]
+    precision = int(field.get("precision") or 0)
+    scale = int(field.get("scale") or 0)
+    quantum = Decimal(1).scaleb(-scale) if precision else None
+    bound = Decimal(10) ** (precision - scale) if precision else None
+
+    def convert(value: Any) -> int | float:
+        number = _to_decimal(value, name)
+        if quantum is not None:
+            try:
+                number = number.quantize(quantum, context=_DECIMAL_CONTEXT)
+            except InvalidOperation:
+                raise _out_of_range(name, value) from None
+            if abs(number) >= bound:
+                raise _out_of_range(name, value)
+        return int(number) if number == number.to_integral_value() else float(number)
+
+    return convert
+
+
+def _parse_datetime(text: str) -> datetime.datetime:
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    return datetime.datetime.fromisoformat(text)
+
+
+def _date(field: Mapping[str, Any]) -> Converter:
+    name = field["name"]
+
+    def convert(value: Any) -> str:
+        if isinstance(value, datetime.datetime):
+            return value.date().isoformat()
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        if value.__class__ is str:
+            try:
+                return _parse_datetime(value).date().isoformat()
+            except ValueError:
+                pass
+        raise _invalid_type(name, value)
+
+    return convert
+
+
+def _format_datetime(value: datetime.datetime) -> str:
+    """Salesforce's UTC datetime form ``YYYY-MM-DDTHH:MM:SS.sssZ``; a naive value is taken as UTC."""
+    if value.tzinfo is not None and value.tzinfo is not _UTC:
+        value = value.astimezone(_UTC)
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"  # drop any "+00:00"
+
+
+def _datetime(field: Mapping[str, Any]) -> Converter:
+    name = field["name"]
+
+    def convert(value: Any) -> str:
+        try:
+            if isinstance(value, datetime.datetime):
+                return _format_datetime(value)
+            if isinstance(value, datetime.date):
+                return _format_datetime(datetime.datetime(value.year, value.month, value.day))
+            if value.__class__ is str:
+                return _format_datetime(_parse_datetime(value))
+        except (ValueError, OverflowError):
+            pass  # unparseable text, or a moment outside datetime's range once moved to UTC
+        raise _invalid_type(name, value)
+
+    return convert
+
+
+def _time(field: Mapping[str, Any]) -> Converter:
+    name = field["name"]
+
+    def convert(value: Any) -> str:
+        parsed = value
+        if value.__class__ is str:
+            text = value.strip()
+            try:
+                parsed = datetime.time.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
+            except ValueError:
+                raise _invalid_type(name, value) from None
+        if not isinstance(parsed, datetime.time) or parsed.utcoffset() not in (None, datetime.timedelta(0)):
+            raise _invalid_type(name, value)
+        return parsed.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+    return convert
+
+
+_FACTORIES: dict[str, Callable[[Mapping[str, Any]], Converter]] = {
+    "boolean": _boolean,
+    "int": _integer,
+    "double": _number,
+    "currency": _number,
+    "percent": _number,
+    "date": _date,
+    "datetime": _datetime,
+    "time": _time,
+    "id": _record_id,
+    "reference": _record_id,
+    "email": _email,
+    "picklist": _picklist,
+    "multipicklist": _multipicklist,
+}
+
+
+def converter_for(field: Mapping[str, Any]) -> Converter:
+    """The converter for one field describe; every type not listed (string, textarea, phone, url…) is text.
+
+    Converters take non-null values only: what a null means depends on the null policy and the sync mode, which
+    ``convert_record`` knows, and keeping the check out of the converters keeps them lean.
+    """
+    return _FACTORIES.get(field.get("type", "string"), _text)(field)
+
+
+def convert_record(plan: WritePlan, record: Mapping[str, Any], null_policy: str) -> dict[str, Any]:
+    """The payload for one record: object field (or ``Rel.ExtField``) → value, for the columns the record has.
+
+    A null is left out with ``skip``, and on insert (there is nothing to clear). With ``clear`` it is sent as null;
+    for a relationship column the lookup field itself (``AccountId``) is cleared, because a parent reference cannot
+    name "no parent". The match column is never cleared: a record without its match value is the writer's to reject.
+    """
+    out: dict[str, Any] = {}
+    bad: list[tuple[str, ValueRejected]] = []
+    clear = null_policy == "clear" and plan.sync_mode != "insert"
+    for column in plan.columns:
+        source = column.source
+        if source not in record:
+            continue
+        value = record[source]
+        if value is None:
+            if clear and not column.is_match:
+                out[column.lookup_field or column.target] = None
+            continue
+        try:
+            out[column.target] = column.convert(value)
+        except ValueRejected as exc:
+            bad.append((column.target, exc))
+    if bad:
+        raise RecordRejected([target for target, _ in bad], bad[0][1].code, "; ".join(exc.message for _, exc in bad))
+    return out

@@ -1,0 +1,695 @@
+"""Reading request values into the store's form, failing the way Salesforce fails.
+
+Each field gets one converter, built once, that turns a request value into its stored form (see the
+encodings in ``docs/emulator-design.md``) or raises Salesforce's error. Two kinds of failure exist, because
+Salesforce reports them at different levels:
+
+* a value that is the right kind of thing but breaks a rule of the field (too long, out of range, not a
+  picklist value, not an email) fails only its record: ``RecordError``, which becomes a SaveResult error;
+* a value that cannot be read as the field's type at all (``"abc"`` for a double) is ``NotOfType``. REST
+  and Collections deserialise the whole JSON body before saving anything, so there it is a whole-request
+  400 ``JSON_PARSER_ERROR`` ("Cannot deserialize instance of double from VALUE_STRING value abc or request
+  may be missing a required field", as real orgs answer); Bulk CSV reads record by record, so there it is
+  the record's ``INVALID_TYPE_ON_FIELD_IN_RECORD``.
+
+Error messages name the field by its label and list its API name in ``fields``, as Salesforce does.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from .ids import normalize_id
+from .schema import FieldDef, ObjectDef, Schema
+from .wire import ApiError
+
+Converter = Callable[[Any], Any]
+
+NUMBER_TYPES = frozenset({"double", "currency", "percent"})
+
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:?\d{2})?\Z")
+_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):?(\d{2}))?\Z")
+_TIME = re.compile(r"(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z?\Z")
+# Salesforce's own email check is not published; this accepts what RFC 5322 "dot-atom" addresses look like
+# (local part, "@", a domain with at least one dot) and rejects the usual mistakes (no "@", spaces, no TLD).
+_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\Z"
+)
+# xsd:boolean's lexical space, which the Bulk API's CSV reader follows; also accepted from JSON strings.
+_BOOLEANS = {"true": 1, "false": 0, "1": 1, "0": 0}
+# The names Salesforce's JSON deserialiser uses for field types in JSON_PARSER_ERROR messages.
+_DESERIALIZE_NAMES = {
+    "int": "int",
+    "double": "double",
+    "currency": "double",
+    "percent": "double",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "datetime",
+    "time": "time",
+    "base64": "base64",
+}
+_UTC = timezone.utc
+
+ROLLED_BACK_MESSAGE = "Record rolled back because not all records were valid and the request was using AllOrNone header"
+
+
+class RecordError(Exception):
+    """A failure of one record: one entry of its SaveResult's ``errors``."""
+
+    def __init__(self, status_code: str, message: str, fields: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.fields = list(fields)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"statusCode": self.status_code, "message": self.message, "fields": self.fields}
+
+
+class NotOfType(Exception):
+    """The value cannot be read as the field's type at all (see the module docstring)."""
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def string_too_long(field: FieldDef, value: str) -> RecordError:
+    return RecordError(
+        "STRING_TOO_LONG", f"{field.label}: data value too large: {value} (max length={field.length})", [field.name]
+    )
+
+
+def malformed_id(value: Any) -> RecordError:
+    """A record's own Id (update, delete, upsert by Id) that is not an id of the object."""
+    return RecordError("MALFORMED_ID", f"malformed id {value}")
+
+
+def required_missing(names: Sequence[str]) -> RecordError:
+    return RecordError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(names)}]", names)
+
+
+def not_writable(names: Sequence[str]) -> RecordError:
+    return RecordError(
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        f"Unable to create/update fields: {', '.join(names)}. Please check the security settings of this field "
+        "and verify that it is read/write for your profile or permission set.",
+        names,
+    )
+
+
+def duplicate_value(field: FieldDef, owner_id: str) -> RecordError:
+    message = f"duplicate value found: {field.name} duplicates value on record with id: {owner_id}"
+    return RecordError("DUPLICATE_VALUE", message, [field.name])
+
+
+def duplicate_key(field_name: str, value: Any) -> RecordError:
+    """The same upsert key (external id or Id) twice in one call: Salesforce cannot order the two writes."""
+    what = "id" if field_name.lower() == "id" else "external id"
+    return RecordError("DUPLICATE_VALUE", f"Duplicate {what} specified: {value}", [field_name])
+
+
+def several_matches(field: FieldDef, ids: Sequence[str]) -> RecordError:
+    return RecordError(
+        "DUPLICATE_EXTERNAL_ID",
+        f"{field.label}: more than one record found for external id field: [{', '.join(ids)}]",
+        [field.name],
+    )
+
+
+def foreign_key_not_found(parent_field: FieldDef, parent: ObjectDef, value: Any) -> RecordError:
+    return RecordError(
+        "INVALID_FIELD",
+        f"Foreign key external ID: {value} not found for field {parent_field.name} in entity {parent.name}",
+    )
+
+
+def invalid_cross_reference(fields: Sequence[str] = ()) -> RecordError:
+    return RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", fields)
+
+
+def entity_is_deleted() -> RecordError:
+    return RecordError("ENTITY_IS_DELETED", "entity is deleted")
+
+
+def no_such_column(name: str, obj: ObjectDef) -> ApiError:
+    return ApiError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {obj.name}")
+
+
+def not_an_external_id(name: str, obj: ObjectDef) -> ApiError:
+    # The wording of the Bulk API's answer to an unusable match field; REST answers the same code.
+    return ApiError(
+        400,
+        "INVALID_FIELD",
+        f"Field name provided, {name} does not match an External ID, Salesforce Id, or indexed field for {obj.name}",
+    )
+
+
+def usable_as_key(field: FieldDef) -> bool:
+    """Whether upserts and foreign keys may match records on ``field`` (Id, external ids, idLookup fields)."""
+    return field.external_id or field.id_lookup or field.type == "id"
+
+
+# ------------------------------------------------------------------------------------------ converters
+def _text_of(value: Any) -> str:
+    """JSON scalars sent to a text field are read as their text, as Salesforce's deserialiser does."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    raise NotOfType
+
+
+def _text(field: FieldDef) -> Converter:
+    limit = field.length
+    is_email = field.type == "email"
+
+    def convert(value: Any) -> str:
+        text = value if type(value) is str else _text_of(value)
+        if limit and len(text) > limit:
+            raise string_too_long(field, text)
+        if is_email and not _EMAIL.match(text):
+            raise RecordError("INVALID_EMAIL_ADDRESS", f"{field.label}: invalid email address: {text}", [field.name])
+        return text
+
+    return convert
+
+
+def _bad_picklist(field: FieldDef, value: str) -> RecordError:
+    return RecordError(
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+        f"{field.label}: bad value for restricted picklist field: {value}",
+        [field.name],
+    )
+
+
+def _picklist(field: FieldDef) -> Converter:
+    text = _text(field)
+    allowed = frozenset(field.picklist_values) if field.restricted_picklist else None
+
+    def convert(value: Any) -> str:
+        chosen = text(value)
+        if allowed is not None and chosen not in allowed:
+            raise _bad_picklist(field, chosen)
+        return chosen
+
+    return convert
+
+
+def _multipicklist(field: FieldDef) -> Converter:
+    """Values joined with ``;``; a JSON array is not accepted (Salesforce's REST API wants the joined string)."""
+    allowed = frozenset(field.picklist_values) if field.restricted_picklist else None
+
+    def convert(value: Any) -> str | None:
+        if not isinstance(value, str):
+            raise NotOfType
+        chosen = list(dict.fromkeys(part.strip() for part in value.split(";") if part.strip()))
+        if allowed is not None:
+            for part in chosen:
+                if part not in allowed:
+                    raise _bad_picklist(field, part)
+        return ";".join(chosen) or None
+
+    return convert
+
+
+def _boolean(_field: FieldDef) -> Converter:
+    def convert(value: Any) -> int:
+        if value is True or value is False:
+            return int(value)
+        if isinstance(value, str):
+            flag = _BOOLEANS.get(value.strip().lower())
+            if flag is not None:
+                return flag
+        raise NotOfType
+
+    return convert
+
+
+def java_double(number: float) -> str:
+    """``number`` as Java's ``Double.toString`` prints it, which is how Salesforce quotes numbers in messages."""
+    if number == 0 or 1e-3 <= abs(number) < 1e7:
+        return repr(float(number))
+    dec = Decimal(repr(float(number)))
+    digits = "".join(map(str, dec.as_tuple().digits)).rstrip("0") or "0"
+    sign = "-" if number < 0 else ""
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{dec.adjusted()}"
+
+
+def _read_number(value: Any) -> float:
+    """A JSON number, or text in decimal or scientific notation (not NaN, infinity or ``1_000``)."""
+    if type(value) is str:
+        try:
+            number = float(value)
+        except ValueError:
+            raise NotOfType from None
+        if "_" in value:
+            raise NotOfType
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise NotOfType
+    else:
+        number = float(value)
+    if not math.isfinite(number):
+        raise NotOfType
+    return number
+
+
+def _out_of_range(field: FieldDef, number: float) -> RecordError:
+    return RecordError(
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        f"{field.label}: value outside of valid range on numeric field: {java_double(number)}",
+        [field.name],
+    )
+
+
+def _number(field: FieldDef) -> Converter:
+    """Rounded half-up to the field's scale, as Salesforce stores extra decimals; too many integer digits fail.
+
+    Rounding works on the decimal text the client sent (as Salesforce's BigDecimal does), not on the binary
+    float, so that 12.345 at scale 2 becomes 12.35.
+    """
+    scale = field.scale
+    quantum = Decimal(1).scaleb(-scale)
+    limit = 10.0 ** (field.precision - scale) if field.precision else math.inf
+
+    def convert(value: Any) -> float:
+        number = _read_number(value)
+        if round(number, scale) != number:
+            text = value if isinstance(value, str) else repr(value)
+            number = float(Decimal(text.strip()).quantize(quantum, ROUND_HALF_UP))
+        if abs(number) >= limit:
+            raise _out_of_range(field, number)
+        return number
+
+    return convert
+
+
+def _integer(field: FieldDef) -> Converter:
+    # Salesforce ints are 32-bit; ``digits`` narrows that further when describe gives it.
+    limit = min(10**field.digits, 2**31) if field.digits else 2**31
+
+    def convert(value: Any) -> int:
+        number = _read_number(value)
+        if number != int(number):
+            raise NotOfType
+        if abs(number) >= limit:
+            raise _out_of_range(field, number)
+        return int(number)
+
+    return convert
+
+
+def _date(_field: FieldDef) -> Converter:
+    def convert(value: Any) -> str:
+        match = _DATE.match(value) if isinstance(value, str) else None
+        if not match:
+            raise NotOfType
+        try:
+            return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
+        except ValueError:
+            raise NotOfType from None
+
+    return convert
+
+
+def format_datetime(moment: datetime) -> str:
+    """The stored (and SOQL) form of a datetime: UTC with milliseconds, ``2024-05-01T10:00:00.000+0000``."""
+    moment = moment.astimezone(_UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}+0000"
+
+
+def _datetime(_field: FieldDef) -> Converter:
+    """ISO 8601 with ``Z`` or an offset, seconds and milliseconds optional.
+
+    A value without a zone is read as UTC (inferred: Salesforce documents GMT as the default zone of the
+    Bulk API's datetimes).
+    """
+
+    def convert(value: Any) -> str:
+        match = _DATETIME.match(value) if isinstance(value, str) else None
+        if not match:
+            raise NotOfType
+        year, month, day, hour, minute, second, fraction, _zone, sign, off_h, off_m = match.groups()
+        try:
+            offset = _UTC
+            if sign:
+                delta = timedelta(hours=int(off_h), minutes=int(off_m))
+                offset = timezone(delta if sign == "+" else -delta)
+            micro = int((fraction or "0")[:6].ljust(6, "0"))
+            moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, offset)
+        except ValueError:
+            raise NotOfType from None
+        return format_datetime(moment)
+
+    return convert
+
+
+def _time(_field: FieldDef) -> Converter:
+    def convert(value: Any) -> str:
+        match = _TIME.match(value) if isinstance(value, str) else None
+        if not match or int(match[1]) > 23 or int(match[2]) > 59 or int(match[3]) > 59:
+            raise NotOfType
+        millis = (match[4] or "0").ljust(3, "0")
+        return f"{match[1]}:{match[2]}:{match[3]}.{millis}Z"
+
+    return convert
+
+
+def _base64(field: FieldDef) -> Converter:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            raise NotOfType
+        try:
+            binascii.a2b_base64(value, strict_mode=True)
+        except binascii.Error:
+            raise NotOfType from None
+        return value
+
+    return convert
+
+
+def _reference(field: FieldDef, schema: Schema) -> Converter:
+    """An 18-character id of one of the objects the field refers to.
+
+    A string that is no id at all is MALFORMED_ID; an id of another object is FIELD_INTEGRITY_EXCEPTION
+    (what real orgs answer for, e.g., an Opportunity id in Contact.AccountId). Whether the record exists is
+    the store's check, made for a whole batch at once.
+    """
+    targets = [schema.get(name) for name in field.reference_to]
+    prefixes = frozenset(t.key_prefix for t in targets if t is not None)
+
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            raise NotOfType
+        record_id = normalize_id(value)
+        if record_id is None:
+            raise RecordError("MALFORMED_ID", f"{field.label}: id value of incorrect type: {value}", [field.name])
+        if prefixes and record_id[:3] not in prefixes:
+            raise RecordError(
+                "FIELD_INTEGRITY_EXCEPTION", f"{field.label}: id value of incorrect type: {value}", [field.name]
+            )
+        return record_id
+
+    return convert
+
+
+def _as_is(_field: FieldDef) -> Converter:
+    """Fields that are never written (compound address/location): kept for the permission error."""
+    return lambda value: value
+
+
+_BUILDERS: dict[str, Callable[[FieldDef], Converter]] = {
+    "picklist": _picklist,
+    "multipicklist": _multipicklist,
+    "boolean": _boolean,
+    "int": _integer,
+    "date": _date,
+    "datetime": _datetime,
+    "time": _time,
+    "base64": _base64,
+    "address": _as_is,
+    "location": _as_is,
+    **dict.fromkeys(NUMBER_TYPES, _number),
+}
+
+
+def converter(field: FieldDef, schema: Schema) -> Converter:
+    """The converter of ``field``: request value (never None) → stored value, or the field's error."""
+    if field.type == "reference":
+        return _reference(field, schema)
+    return _BUILDERS.get(field.type, _text)(field)
+
+
+def type_error(field: FieldDef, value: Any, source: str) -> RecordError | ApiError:
+    """What a value that is not of the field's type becomes for ``source`` (see the module docstring)."""
+    if source == "csv":
+        return RecordError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{field.label}: value not of required type: {value}", [field.name]
+        )
+    return json_parser_error(_DESERIALIZE_NAMES.get(field.type, "string"), value)
+
+
+def json_parser_error(kind: str, value: Any) -> ApiError:
+    """Salesforce's answer to a JSON value its deserialiser cannot read as ``kind``.
+
+    Real messages end with the position in the body ("at [line:1, column:12]"); the store never sees the
+    raw body, so the position is left out rather than invented.
+    """
+    token, shown = _json_token(value)
+    return ApiError(
+        400,
+        "JSON_PARSER_ERROR",
+        f"Cannot deserialize instance of {kind} from {token} value {shown} or request may be missing a required field",
+    )
+
+
+def _json_token(value: Any) -> tuple[str, str]:
+    if isinstance(value, bool):
+        return ("VALUE_TRUE" if value else "VALUE_FALSE"), str(value).lower()
+    if isinstance(value, int):
+        return "VALUE_NUMBER_INT", str(value)
+    if isinstance(value, float):
+        return "VALUE_NUMBER_FLOAT", repr(value)
+    if isinstance(value, dict):
+        return "START_OBJECT", "{"
+    if isinstance(value, list):
+        return "START_ARRAY", "["
+    return "VALUE_STRING", str(value)
+
+
+# ------------------------------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class Lookup:
+    """A reference set through the parent's external id (``Account.External_Id__c`` / ``{"Account": {...}}``)."""
+
+    field: FieldDef  # the reference field on the child, e.g. AccountId
+    parent: ObjectDef
+    parent_field: FieldDef
+    value: Any  # the parent's external id value, converted; None clears the reference
+
+
+class ParsedRow:
+    """One request row read into stored values, with its first record-level error if any.
+
+    Everything but ``values`` is usually absent, so it defaults on the class: a row costs one dict.
+    """
+
+    id_value: Any = None
+    lookups: list[Lookup] | None = None
+    not_createable: list[str] | None = None
+    not_updateable: list[str] | None = None
+    error: RecordError | None = None
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+
+# Column kinds a request key can resolve to.
+_FIELD, _ID, _LOOKUP, _RELATIONSHIP, _SKIP = range(5)
+
+
+@dataclass(frozen=True)
+class _Column:
+    kind: int
+    field: FieldDef | None = None
+    convert: Converter | None = None
+    parent: ObjectDef | None = None
+    parent_field: FieldDef | None = None
+    parent_convert: Converter | None = None
+
+
+@dataclass
+class _Plan:
+    keys: set[str]
+    fields: list[tuple[str, str, FieldDef, Converter]]
+    others: list[tuple[str, _Column]]
+    not_createable: list[str]
+    not_updateable: list[str]
+
+
+class RecordParser:
+    """Reads rows of one object from one source (``json`` or ``csv``), resolving each key once.
+
+    Keys are matched case-insensitively. A key that names nothing on the object is a whole-request
+    ``INVALID_FIELD``, raised before anything is saved.
+    """
+
+    def __init__(self, obj: ObjectDef, schema: Schema, source: str) -> None:
+        if source not in ("json", "csv"):
+            raise ValueError(f"unknown source {source!r}")
+        self.obj = obj
+        self.schema = schema
+        self.source = source
+        self._csv = source == "csv"
+        self._columns: dict[str, _Column] = {}
+        self._converters: dict[str, Converter] = {}
+        self._last_plan: _Plan | None = None
+
+    def converter(self, field: FieldDef) -> Converter:
+        found = self._converters.get(field.name)
+        if found is None:
+            found = self._converters[field.name] = converter(field, self.schema)
+        return found
+
+    def _resolve(self, key: str) -> _Column:
+        lower = key.lower()
+        if lower == "id":
+            column = _Column(_ID)
+        elif lower == "attributes" and self.source == "json":
+            column = _Column(_SKIP)
+        elif (field := self.obj.field(key)) is not None:
+            column = _Column(_FIELD, field, self.converter(field))
+        elif self.source == "json" and (ref := self.obj.relationship(key)) is not None:
+            column = _Column(_RELATIONSHIP, ref)
+        elif self.source == "csv" and "." in key:
+            relationship, _, parent_key = key.partition(".")
+            ref = self.obj.relationship(relationship)
+            if ref is None:
+                raise no_such_column(key, self.obj)
+            parent, parent_field = self._parent_key(ref, None, parent_key)
+            column = _Column(_LOOKUP, ref, None, parent, parent_field, self._parent_converter(parent, parent_field))
+        else:
+            raise no_such_column(key, self.obj)
+        self._columns[key] = column
+        return column
+
+    def _parent_key(self, ref: FieldDef, type_name: str | None, key: str) -> tuple[ObjectDef, FieldDef]:
+        """The parent object and its matching field for a foreign key through ``ref``."""
+        names = [type_name] if type_name else list(ref.reference_to)
+        parent = next((p for p in map(self.schema.get, names) if p is not None), None)
+        if parent is None or (type_name and parent.name not in {n for n in ref.reference_to}):
+            raise no_such_column(f"{ref.relationship_name}.{key}", self.obj)
+        parent_field = parent.field(key)
+        if parent_field is None:
+            raise no_such_column(key, parent)
+        if not usable_as_key(parent_field):
+            raise not_an_external_id(parent_field.name, parent)
+        return parent, parent_field
+
+    def _parent_converter(self, parent: ObjectDef, field: FieldDef) -> Converter:
+        return converter(field, self.schema) if field.type != "id" else _parent_id(parent)
+
+    def _plan(self, row: dict[str, Any]) -> _Plan:
+        """How to read rows with these keys; reused while rows keep the same keys (every CSV row does)."""
+        keys = row.keys()
+        if self._last_plan is None or keys != self._last_plan.keys:
+            columns = [(key, self._columns.get(key) or self._resolve(key)) for key in keys]
+            fields = [(key, c.field, c.convert) for key, c in columns if c.field and c.convert and c.kind == _FIELD]
+            self._last_plan = _Plan(
+                keys=set(keys),
+                fields=[(key, f.name, f, convert) for key, f, convert in fields],
+                others=[(key, c) for key, c in columns if c.kind not in (_FIELD, _SKIP)],
+                not_createable=[f.name for _, f, _ in fields if not f.createable],
+                not_updateable=[f.name for _, f, _ in fields if not f.updateable],
+            )
+        return self._last_plan
+
+    def parse(self, row: dict[str, Any]) -> ParsedRow:
+        """Read one row. Whole-request errors raise ``ApiError``; the row's own first error is kept on it."""
+        plan = self._plan(row)
+        out = ParsedRow()
+        values = out.values
+        csv = self._csv
+        for key, name, field, convert in plan.fields:
+            raw = row[key]
+            if raw == "":
+                if csv:
+                    continue  # an empty CSV cell leaves the field as it is
+                values[name] = None  # Salesforce stores an empty string as null
+            elif raw is None or (csv and raw == "#N/A"):
+                values[name] = None
+            else:
+                try:
+                    values[name] = convert(raw)
+                except RecordError as exc:
+                    out.error = out.error or exc
+                except NotOfType:
+                    self._type_error(out, field, raw)
+        if plan.not_createable:
+            out.not_createable = [name for name in plan.not_createable if name in values] or None
+        if plan.not_updateable:
+            out.not_updateable = [name for name in plan.not_updateable if name in values] or None
+        for key, column in plan.others:
+            raw = row[key]
+            if csv:
+                if raw == "":
+                    continue
+                if raw == "#N/A":
+                    raw = None
+            if column.kind == _ID:
+                out.id_value = raw
+            elif column.kind == _LOOKUP:
+                self._add_lookup(out, column.field, column.parent, column.parent_field, column.parent_convert, raw)
+            else:
+                self._relationship(out, column.field, raw)
+        return out
+
+    def _type_error(self, out: ParsedRow, field: FieldDef, raw: Any) -> None:
+        error = type_error(field, raw, self.source)
+        if isinstance(error, ApiError):
+            raise error from None
+        out.error = out.error or error  # a RecordError: CSV type errors fail only their row
+
+    def _relationship(self, out: ParsedRow, ref: FieldDef | None, raw: Any) -> None:
+        """``{"Account": {"External_Id__c": "A-1"}}``: exactly one matching field besides ``attributes``."""
+        assert ref is not None
+        if raw is None:
+            self._add_lookup(out, ref, None, None, None, None)
+            return
+        if not isinstance(raw, dict):
+            raise json_parser_error(ref.reference_to[0], raw)
+        attributes = raw.get("attributes") if isinstance(raw.get("attributes"), dict) else {}
+        keys = [k for k in raw if k != "attributes"]
+        if len(keys) != 1:
+            # Inferred: a foreign key names the parent by one field; anything else cannot be resolved.
+            raise ApiError(
+                400,
+                "INVALID_FIELD",
+                f"A foreign key for {ref.relationship_name} must name exactly one external id field",
+            )
+        parent, parent_field = self._parent_key(ref, attributes.get("type"), keys[0])
+        value = raw[keys[0]]
+        self._add_lookup(out, ref, parent, parent_field, self._parent_converter(parent, parent_field), value)
+
+    def _add_lookup(
+        self,
+        out: ParsedRow,
+        ref: FieldDef | None,
+        parent: ObjectDef | None,
+        parent_field: FieldDef | None,
+        convert: Converter | None,
+        raw: Any,
+    ) -> None:
+        assert ref is not None
+        if raw is None or raw == "" or parent is None or parent_field is None or convert is None:
+            out.values[ref.name] = None
+            return
+        try:
+            value = convert(raw)
+        except RecordError as exc:
+            out.error = out.error or exc
+            return
+        except NotOfType:
+            self._type_error(out, parent_field, raw)
+            return
+        out.lookups = [*(out.lookups or ()), Lookup(ref, parent, parent_field, value)]
+
+
+def _parent_id(parent: ObjectDef) -> Converter:
+    """A parent named by its Id through a relationship (``Account.Id``): any id of that object."""
+
+    def convert(value: Any) -> str:
+        record_id = normalize_id(value) if isinstance(value, str) else None
+        if record_id is None or record_id[:3] != parent.key_prefix:
+            raise malformed_id(value)
+        return record_id
+
+    return convert
