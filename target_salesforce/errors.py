@@ -12,7 +12,7 @@ class TargetError(Exception):
 
 
 class ConfigError(TargetError):
-    """The configuration cannot work (missing or conflicting settings, unknown object or field); found before any write."""
+    """The configuration cannot work (bad or conflicting settings, unknown object or field): checked before writing."""
 
 
 class AuthError(TargetError):

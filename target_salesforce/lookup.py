@@ -66,7 +66,8 @@ def find_ids(
     literals = sorted({soql_quote(str(v)) for v in values if v is not None})
     found: dict[str, list[str]] = defaultdict(list)
     for chunk in _chunks(literals):
-        soql = f"SELECT Id, {field} FROM {sobject} WHERE {field} IN ({','.join(chunk)})"
+        selected = "Id" if field == "Id" else f"Id, {field}"
+        soql = f"SELECT {selected} FROM {sobject} WHERE {field} IN ({','.join(chunk)})"
         for row in client.query_all(soql):
             found[match_key(row[field], case_sensitive)].append(row["Id"])
     return dict(found)

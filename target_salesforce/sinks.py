@@ -8,7 +8,6 @@ of them, so the STATE singer-sdk emits afterwards never covers a record that is 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -106,8 +105,9 @@ class SalesforceSink(BatchSink):
             if candidate.lower() in names:
                 return names[candidate.lower()]
         raise ConfigError(
-            f"Stream '{self.stream_name}' names no Salesforce object; set 'object' (or streams.{self.stream_name}.object)"
-            " to the object's API name, e.g. Contact. List objects with target-salesforce-describe."
+            f"Stream '{self.stream_name}' names no Salesforce object; set 'object' "
+            f"(or streams.{self.stream_name}.object) to the object's API name, e.g. Contact. "
+            "List objects with target-salesforce-describe."
         )
 
     def _match_field_describe(self) -> Mapping[str, Any]:
@@ -160,7 +160,8 @@ class SalesforceSink(BatchSink):
         self._write(rows, batch)
         self.tally.add(batch)
         self.tally_record_written(batch.created + batch.updated)
-        self.logger.info("%s batch of %d: %s", self.plan.object_name, len(rows), batch.describe())
+        prefix = "DRY RUN, nothing written: " if self.config.get("dry_run") else ""
+        self.logger.info("%s%s batch of %d: %s", prefix, self.plan.object_name, len(rows), batch.describe())
 
     def clean_up(self) -> None:
         self.logger.info("%s (stream '%s') totals: %s", self.plan.object_name, self.stream_name, self.tally.describe())
@@ -170,7 +171,11 @@ class SalesforceSink(BatchSink):
 
     def _write(self, rows: list[Row], tally: Tally) -> None:
         plan = self.plan
-        if plan.sync_mode == "insert":
+        if self.config.get("dry_run") and plan.sync_mode != "insert":
+            # A dry run matches by query, even where a real run would let Salesforce match, so that it can say
+            # which records would be created, updated or not found without writing.
+            self._write_looked_up(rows, tally)
+        elif plan.sync_mode == "insert":
             self._send("insert", rows, tally)
         elif plan.match_kind == "external_id" and plan.sync_mode == "upsert":
             self._send("upsert", rows, tally, ext_field=plan.match_field)
@@ -218,6 +223,10 @@ class SalesforceSink(BatchSink):
 
     def _send(self, op: str, rows: list[Row], tally: Tally, ext_field: str | None = None) -> None:
         if not rows:
+            return
+        if self.config.get("dry_run"):
+            for row in rows:
+                self._account(op, row, Outcome(True), tally)
             return
         bulk_rows, rest_rows = self._split_by_api(rows)
         for writer, part in ((self._run.bulk, bulk_rows), (self._run.collections, rest_rows)):

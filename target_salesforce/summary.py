@@ -24,7 +24,7 @@ class Tally:
         self.rejected.update(other.rejected)
 
     def describe(self) -> str:
-        """One log-friendly line, e.g. ``3 created, 2 updated, 0 not found, 1 merged, 2 rejected (STRING_TOO_LONG: 2)``."""
+        """One log line, e.g. ``3 created, 2 updated, 0 not found, 1 merged, 2 rejected (STRING_TOO_LONG: 2)``."""
         parts = [f"{self.created} created", f"{self.updated} updated"]
         if self.deleted:
             parts.append(f"{self.deleted} deleted")

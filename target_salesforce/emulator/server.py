@@ -319,11 +319,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _TLSServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256
+    # Set once the bound port is known: the Emulator's OAuth answers name the server's own URL.
+    app: Emulator
 
-    def __init__(self, address: tuple[str, int], tls: ssl.SSLContext, app: Emulator | None = None) -> None:
+    def __init__(self, address: tuple[str, int], tls: ssl.SSLContext) -> None:
         super().__init__(address, _Handler)
         self.tls = tls
-        self.app = app
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that hang up, time out or fail the handshake are routine; anything else is a bug worth a trace.
