@@ -174,7 +174,9 @@ def _text(field: FieldDef) -> Converter:
 
     def convert(value: Any) -> str:
         text = value if type(value) is str else _text_of(value)
-        if limit and len(text) > limit:
+        # Salesforce measures text in UTF-16 code units (a Java platform): an emoji beyond the Basic Multilingual
+        # Plane counts twice. Only text longer than half the limit can need the count.
+        if limit and len(text) > limit // 2 and len(text.encode("utf-16-le")) // 2 > limit:
             raise string_too_long(field, text)
         if is_email and not _EMAIL.match(text):
             raise RecordError("INVALID_EMAIL_ADDRESS", f"{field.label}: invalid email address: {text}", [field.name])

@@ -248,6 +248,12 @@ def test_rule_errors_fail_the_record_with_salesforce_wording(field: str, value: 
     assert error.as_dict() == {"statusCode": code, "message": message, "fields": [field]}
 
 
+def test_text_length_counts_utf16_code_units_as_salesforce_does() -> None:
+    # Short_Text__c holds 20: ten emoji are 20 UTF-16 code units and fit; one more character does not.
+    assert convert("Widget__c", "Short_Text__c", "😀" * 10) == "😀" * 10
+    assert record_error("Widget__c", "Short_Text__c", "😀" * 10 + "x").status_code == "STRING_TOO_LONG"
+
+
 def test_messages_name_standard_fields_by_label() -> None:
     error = record_error("Account", "Name", "n" * 256)
     assert error.message.startswith("Account Name: data value too large: ")
