@@ -33,7 +33,9 @@ class RequestClient(Protocol):
 
 
 def csv_cell(value: Any) -> str:
-    if value is None:
+    # An empty string sets the field to null through Collections (Salesforce stores no empty text), while an empty
+    # CSV cell would leave it unchanged: both mean null, so Bulk must say so explicitly too.
+    if value is None or value == "":
         return NULL
     if value is True:
         return "true"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from functools import cached_property
 
@@ -19,7 +20,8 @@ class TargetSalesforce(Target):
     """Writes any tap's records to Salesforce objects with insert, update or upsert."""
 
     name = "target-salesforce"
-    config_jsonschema = CONFIG_SCHEMA
+    # A copy: singer-sdk adds its built-in settings to this dict in place on every instantiation.
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     default_sink_class = SalesforceSink
 
     def __init__(self, *args, **kwargs) -> None:

@@ -89,34 +89,23 @@ class Collections:
         """Create (POST) or update (PATCH): records may mix types, processed in chunks of consecutive same type."""
         records, all_or_none = self._records(req)
         typed = [(self._typed(r), _fields(r)) for r in records]
-        results: list[dict[str, Any] | None] = [None] * len(typed)
-        if op == "update":
-            for i, (_, row) in enumerate(typed):
-                if not any(k.lower() == "id" and v for k, v in row.items()):
-                    results[i] = _failure("MISSING_ARGUMENT", "Id not specified in an update call")
-        chunks = [
-            (obj, [i for i, _ in group])
-            for obj, group in groupby(
-                ((i, o) for i, (o, _) in enumerate(typed) if results[i] is None), key=lambda pair: pair[1]
+        jobs = [
+            (op, obj, [typed[i][1] for i in positions], None, positions)
+            for obj, positions in (
+                (o, [i for i, _ in group]) for o, group in groupby(enumerate(typed), key=lambda pair: pair[1][0])
             )
         ]
-        jobs = [(op, obj, [typed[i][1] for i in idx], None, idx) for obj, idx in chunks]
-        return self._run(jobs, results, all_or_none)
+        return self._run(jobs, [None] * len(typed), all_or_none)
 
     def _upsert(self, req: Request, obj: ObjectDef, field_name: str) -> Response:
-        field = obj.field(field_name)
-        if field is None or not (field.external_id or field.name == "Id"):
-            raise ApiError(
-                404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field_name}"
-            )
+        """One object; the store refuses an unknown (404) or unusable (400) match field for the whole request."""
         records, all_or_none = self._records(req)
         for record in records:
             if self._typed(record) is not obj:
                 raise ApiError(400, "INVALID_TYPE", f"All records must be of type {obj.name} in an upsert call")
         rows = [_fields(r) for r in records]
-        results: list[dict[str, Any] | None] = [None] * len(rows)
-        jobs = [("upsert", obj, rows, field.name, list(range(len(rows))))]
-        return self._run(jobs, results, all_or_none, keep_created=True)
+        jobs = [("upsert", obj, rows, field_name, list(range(len(rows))))]
+        return self._run(jobs, [None] * len(rows), all_or_none, keep_created=True)
 
     def _delete(self, req: Request) -> Response:
         ids = [i for i in (req.param("ids") or "").split(",") if i]

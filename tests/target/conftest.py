@@ -1,0 +1,151 @@
+"""Helpers for the target's integration tests: run the real ``target-salesforce`` CLI against the emulator.
+
+- ``base_config`` (function): a config that logs in to the shared emulator with the refresh-token flow, writes
+  rejects into the test's tmp dir and forces nothing else; tests lay their own keys over it.
+- ``run_target(config, messages, ...)`` (function fixture): runs the installed ``target-salesforce`` script as a
+  subprocess with ``REQUESTS_CA_BUNDLE`` pointing at the emulator's CA, feeds the Singer ``messages`` (dicts, or
+  ready JSON lines) on stdin and returns a ``TargetResult`` (exit code, stdout lines, stderr, parsed rejects).
+- ``schema_msg`` / ``record_msg`` / ``state_msg``: Singer message builders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RUN_TIMEOUT_SECONDS = 120
+
+
+def target_command() -> list[str]:
+    """The installed ``target-salesforce`` script beside this Python, else the module (same code)."""
+    script = Path(sys.executable).with_name("target-salesforce")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "target_salesforce.cli"]
+
+
+def target_env(ca_bundle: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CURL_CA_BUNDLE", "SSL_CERT_FILE")}
+    env["REQUESTS_CA_BUNDLE"] = ca_bundle
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def schema_msg(stream: str, properties: dict[str, Any], key_properties: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "type": "SCHEMA",
+        "stream": stream,
+        "schema": {"type": "object", "properties": properties},
+        "key_properties": key_properties or [],
+    }
+
+
+def record_msg(stream: str, record: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "RECORD", "stream": stream, "record": record}
+
+
+def state_msg(value: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "STATE", "value": value}
+
+
+def string_props(*names: str) -> dict[str, Any]:
+    """JSON Schema properties of nullable strings."""
+    return {name: {"type": ["string", "null"]} for name in names}
+
+
+def encode(messages: Iterable[dict[str, Any] | str]) -> str:
+    return "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in messages)
+
+
+@dataclass
+class TargetResult:
+    returncode: int
+    stdout_lines: list[str]
+    stderr: str
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)  # the emulator's call log entries made by this run
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """The STATE values printed on stdout, in order: a target prints each as one JSON object line, nothing else."""
+        values = [json.loads(line) for line in self.stdout_lines]
+        assert all(isinstance(v, dict) for v in values), self.stdout_lines
+        return values
+
+    def error_lines(self) -> list[str]:
+        """The error lines on stderr: the CLI's ``target-salesforce: error: ...`` line and ERROR log lines
+        (singer-sdk reports a config that fails JSON Schema validation as log lines and exits 1)."""
+        return [
+            line
+            for line in self.stderr.splitlines()
+            if line.startswith("target-salesforce: error:") or "| ERROR " in line
+        ]
+
+    def assert_ok(self) -> None:
+        assert self.returncode == 0, f"exit {self.returncode}\nstderr:\n{self.stderr}"
+        assert "Traceback" not in self.stderr, self.stderr
+
+
+@pytest.fixture
+def base_config(emulator: Any, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "client_id": emulator["client_id"],
+        "client_secret": emulator["client_secret"],
+        "refresh_token": emulator["refresh_token"],
+        "login_url": emulator["login_url"],
+        "rejects_path": str(tmp_path / "rejects.jsonl"),
+        "max_retries": 1,
+        "request_timeout": 30,
+    }
+
+
+RunTarget = Callable[..., TargetResult]
+
+
+@pytest.fixture
+def run_target(emulator: Any, tmp_path: Path) -> RunTarget:
+    counter = iter(range(1000))
+
+    def run(config: dict[str, Any], messages: Iterable[dict[str, Any] | str], *args: str) -> TargetResult:
+        config_path = tmp_path / f"config-{next(counter)}.json"
+        config_path.write_text(json.dumps(config))
+        rejects_path = Path(config.get("rejects_path") or tmp_path / "target-salesforce-rejects.jsonl")
+        calls_before = len(emulator.calls())
+        before = rejects_path.read_text(encoding="utf-8").splitlines() if rejects_path.exists() else []
+        proc = subprocess.run(
+            [*target_command(), "--config", str(config_path), *args],
+            input=encode(messages).encode("utf-8"),
+            capture_output=True,
+            env=target_env(emulator["ca_bundle"]),
+            cwd=tmp_path,
+            timeout=RUN_TIMEOUT_SECONDS,
+            check=False,
+        )
+        after = rejects_path.read_text(encoding="utf-8").splitlines() if rejects_path.exists() else []
+        return TargetResult(
+            returncode=proc.returncode,
+            stdout_lines=[line for line in proc.stdout.decode("utf-8").splitlines() if line.strip()],
+            stderr=proc.stderr.decode("utf-8", errors="replace"),
+            rejects=[json.loads(line) for line in after[len(before) :]],
+            calls=emulator.calls()[calls_before:],
+        )
+
+    return run
+
+
+WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
+
+
+def write_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Calls of the emulator's log that write data (sObject/Collections writes and Bulk ingest jobs)."""
+    return [
+        c
+        for c in calls
+        if c["method"] in WRITE_METHODS and "/services/oauth2/" not in c["path"] and "/_emulator" not in c["path"]
+    ]
