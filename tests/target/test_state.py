@@ -84,8 +84,9 @@ def test_state_only_after_its_records_are_written(sf, emulator, base_config, tmp
     assert keys_in_emulator(emulator) == set(sent)
 
 
-def test_new_schema_never_lets_an_older_version_win(sf, emulator, run_target, base_config) -> None:
-    config = {**base_config, "object": "Account", "match_field": "External_Id__c", "api": "rest", "batch_size_rows": 2}
+@pytest.mark.parametrize("api", ["rest", "bulk"])
+def test_new_schema_never_lets_an_older_version_win(sf, emulator, run_target, base_config, api) -> None:
+    config = {**base_config, "object": "Account", "match_field": "External_Id__c", "api": api, "batch_size_rows": 2}
     messages = [
         schema_msg("Account", string_props("Name", "External_Id__c")),
         record_msg("Account", {"External_Id__c": "k1", "Name": "old"}),
