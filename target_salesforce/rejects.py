@@ -7,18 +7,16 @@ The file is opened on the first reject only, so a clean run leaves no empty file
 from __future__ import annotations
 
 import datetime
-import json
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
 
-def _json_default(value: Any) -> str:
-    """Source records hold Decimal/datetime values after singer-sdk parsing; keep them readable."""
-    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
-        return value.isoformat()
-    return str(value)
+# Decimals stay JSON numbers (exactly as the tap sent them) and datetimes become RFC 3339 text, so a rejected record
+# reads like the source record; anything else unexpected is written as its text rather than failing the reject.
+_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
 
 
 class RejectWriter:
@@ -39,7 +37,7 @@ class RejectWriter:
         message: str,
         fields: list[str] | None = None,
     ) -> None:
-        line = json.dumps(
+        line = _ENCODER.encode(
             {
                 "stream": stream,
                 "object": sobject,
@@ -49,10 +47,8 @@ class RejectWriter:
                 "fields": fields or [],
                 "record": record,
                 "rejected_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            },
-            default=_json_default,
-            ensure_ascii=False,
-        )
+            }
+        ).decode("utf-8")
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

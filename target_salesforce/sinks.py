@@ -83,10 +83,12 @@ class SalesforceSink(BatchSink):
         )
         self._match_case_sensitive = bool(self._match_field_describe().get("caseSensitive"))
         if self.plan.unmatched_source_fields:
+            how = "are not in field_mapping" if self.settings.field_mapping is not None else "match no writable field"
             self.logger.warning(
-                "Stream '%s': source field(s) %s match no field of %s and are not sent; map them with field_mapping.",
+                "Stream '%s': source field(s) %s %s (object %s) and are not sent.",
                 self.stream_name,
                 ", ".join(self.plan.unmatched_source_fields),
+                how,
                 self.plan.object_name,
             )
         self.logger.info(
