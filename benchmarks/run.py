@@ -105,12 +105,12 @@ def cpu_seconds(pid: int) -> float:
 def call_kind(method: str, path: str) -> str:
     if path.endswith("/oauth2/token"):
         return "token"
+    if "/composite/sobjects" in path:
+        return "collections"
     if path.endswith("/describe") or path.rstrip("/").endswith("/sobjects"):
         return "describe"
     if "/query" in path:
         return "query"
-    if "/composite/sobjects" in path:
-        return "collections"
     if "/jobs/ingest" in path:
         tail = path.split("/jobs/ingest", 1)[1].strip("/").split("/")
         if len(tail) >= 2 and tail[1] == "batches":
@@ -215,13 +215,17 @@ def run_case(case: str, n: int, keep: bool) -> dict[str, Any]:
         env = dict(os.environ, REQUESTS_CA_BUNDLE=emu.info["ca_bundle"])
 
         emu_cpu0 = cpu_seconds(emu.proc.pid)
-        with input_path.open("rb") as stdin, (workdir / "state.jsonl").open("wb") as out:
-            with (workdir / "target.log").open("wb") as err:
-                start = time.perf_counter()
-                proc = subprocess.Popen([str(target), "--config", str(config_path)], stdin=stdin, stdout=out, stderr=err)
-                _, status, usage = os.wait4(proc.pid, 0)
-                wall = time.perf_counter() - start
-                proc.returncode = os.waitstatus_to_exitcode(status)
+        cmd = [str(target), "--config", str(config_path)]
+        with (
+            input_path.open("rb") as stdin,
+            (workdir / "state.jsonl").open("wb") as out,
+            (workdir / "target.log").open("wb") as err,
+        ):
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdin=stdin, stdout=out, stderr=err, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage: CPU and peak RSS
+            wall = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
         emu_cpu = cpu_seconds(emu.proc.pid) - emu_cpu0
 
         kinds = Counter(call_kind(c["method"], c["path"]) for c in emu.calls()[calls_before:])
