@@ -1,0 +1,117 @@
+"""A Singer message reader that names the input line of every malformed message.
+
+singer-sdk's reader logs the whole line with a traceback and raises a generic error. This one counts lines, skips
+blank ones, decodes UTF-8 itself and raises errors whose one-line message starts with ``line N:``. The errors keep
+singer-sdk's types (``InvalidInputLine``, ``RecordsWithoutSchemaException``) and are also ``TargetError``s, so the
+CLI prints them on one line.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import typing as t
+from collections import Counter
+
+from singer_sdk.exceptions import RecordsWithoutSchemaException
+from singer_sdk.singerlib.encoding import SimpleSingerReader
+from singer_sdk.singerlib.exceptions import InvalidInputLine
+from singer_sdk.singerlib.json import deserialize_json
+
+from target_salesforce.errors import TargetError
+
+REQUIRED_KEYS = {
+    "RECORD": ("stream", "record"),
+    "SCHEMA": ("stream", "schema"),
+    "STATE": ("value",),
+    "ACTIVATE_VERSION": ("stream", "version"),
+    "BATCH": ("stream",),
+}
+
+
+class BadInputLine(TargetError, InvalidInputLine):
+    """A line of the input is not a valid Singer message."""
+
+
+class RecordBeforeSchema(TargetError, RecordsWithoutSchemaException):
+    """A RECORD arrived for a stream that has had no SCHEMA."""
+
+
+class LineCountingReader(SimpleSingerReader):
+    """Reads Singer messages, naming the line number in every input error."""
+
+    def process_lines(
+        self,
+        file_input: t.IO[t.Any] | None,
+        callbacks: dict[str, t.Callable[[dict], None]],
+    ) -> Counter[str]:
+        stats: Counter[str] = Counter()
+        filein = file_input if file_input is not None else sys.stdin.buffer
+        for number, raw in enumerate(filein, start=1):
+            line = self._decode(raw, number)
+            if not line.strip():
+                continue
+            self._current_message = line
+            message = self._parse(line, number)
+            record_type = message["type"]
+            callback = callbacks.get(record_type)
+            if callback is None:
+                raise BadInputLine(
+                    f"line {number}: unknown Singer message type {record_type!r}: "
+                    f"expected one of {', '.join(sorted(callbacks))}"
+                )
+            try:
+                callback(message)
+            except RecordBeforeSchema:
+                raise
+            except RecordsWithoutSchemaException:
+                raise RecordBeforeSchema(
+                    f"line {number}: RECORD for stream {message.get('stream')!r} arrived before any SCHEMA "
+                    "for that stream: the tap must send the stream's SCHEMA message first"
+                ) from None
+            stats[record_type] += 1
+        return stats
+
+    @staticmethod
+    def _decode(raw: str | bytes, number: int) -> str:
+        if isinstance(raw, str):
+            return raw
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BadInputLine(
+                f"line {number}: not valid UTF-8 (byte {exc.start + 1}): the tap must write UTF-8 JSON"
+            ) from None
+
+    @staticmethod
+    def _parse(line: str, number: int) -> dict[str, t.Any]:
+        try:
+            message = deserialize_json(line)
+        except json.JSONDecodeError as exc:
+            raise BadInputLine(
+                f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}): fix the tap output"
+            ) from None
+        if not isinstance(message, dict):
+            raise BadInputLine(
+                f"line {number}: a Singer message must be a JSON object, got {type(message).__name__}: "
+                "fix the tap output"
+            )
+        if "type" not in message:
+            raise BadInputLine(f"line {number}: message has no 'type' key: fix the tap output")
+        record_type = message["type"]
+        if not isinstance(record_type, str):
+            raise BadInputLine(f"line {number}: message 'type' must be a string, got {record_type!r}")
+        missing = [key for key in REQUIRED_KEYS.get(record_type, ()) if key not in message]
+        if missing:
+            raise BadInputLine(
+                f"line {number}: {record_type} message is missing the {', '.join(repr(k) for k in missing)} "
+                "key(s): fix the tap output"
+            )
+        if record_type == "SCHEMA":
+            schema = message["schema"]
+            if not isinstance(schema, dict) or "properties" not in schema:
+                raise BadInputLine(
+                    f"line {number}: SCHEMA for stream {message['stream']!r} is missing required properties key "
+                    "'properties': the schema must be a JSON Schema object listing the stream's fields"
+                )
+        return message
