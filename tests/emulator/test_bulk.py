@@ -270,9 +270,11 @@ def test_aborted_before_processing_writes_nothing(engine: Engine) -> None:
 def test_abort_in_progress_leaves_the_rest_unprocessed(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk, "CHUNK_ROWS", 2)
     release = threading.Event()
+    writing = threading.Event()
     real_write = engine.store.write
 
     def slow_write(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        writing.set()
         release.wait(10)
         return real_write(*args, **kwargs)
 
@@ -280,10 +282,9 @@ def test_abort_in_progress_leaves_the_rest_unprocessed(engine: Engine, monkeypat
     job_id = engine.create()
     engine.call("PUT", f"/{job_id}/batches", ("LastName\n" + "".join(f"N{i}\n" for i in range(6))).encode())
     engine.call("PATCH", f"/{job_id}", {"state": "UploadComplete"})
-    deadline = time.monotonic() + 10
-    while engine.info(job_id)["state"] != "InProgress":
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    # Abort only once the first chunk is being written: "InProgress" alone can show before the worker reaches it.
+    assert writing.wait(10)
+    assert engine.info(job_id)["state"] == "InProgress"
     engine.call("PATCH", f"/{job_id}", {"state": "Aborted"})
     release.set()
     assert [r["LastName"] for r in engine.results(job_id, "successfulResults")] == ["N0", "N1"]
