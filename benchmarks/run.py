@@ -181,7 +181,9 @@ class Emulator:
         self.log.close()
 
 
-def run_case(case: str, n: int, keep: bool) -> dict[str, Any]:
+def run_case(
+    case: str, n: int, keep: bool, profile: Path | None = None, settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     sync_mode, api, latency_ms = CASES[case]
     workdir = Path(tempfile.mkdtemp(prefix=f"sf-bench-{case}-"))
     input_path = workdir / "input.jsonl"
@@ -208,6 +210,7 @@ def run_case(case: str, n: int, keep: bool) -> dict[str, Any]:
             "field_mapping": FIELD_MAPPING,
             "api": api,
             "rejects_path": str(workdir / "rejects.jsonl"),
+            **(settings or {}),
         }
         config_path = workdir / "config.json"
         config_path.write_text(json.dumps(config))
@@ -216,6 +219,8 @@ def run_case(case: str, n: int, keep: bool) -> dict[str, Any]:
 
         emu_cpu0 = cpu_seconds(emu.proc.pid)
         cmd = [str(target), "--config", str(config_path)]
+        if profile is not None:  # same run under cProfile; its CPU figures then include the profiler's overhead
+            cmd = [sys.executable, "-m", "cProfile", "-o", str(profile), *cmd]
         with (
             input_path.open("rb") as stdin,
             (workdir / "state.jsonl").open("wb") as out,
@@ -265,9 +270,15 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000, help="records per case (default 10000)")
     parser.add_argument("--case", action="append", choices=list(CASES), help="repeatable; default: every case")
     parser.add_argument("--keep", action="store_true", help="keep each case's temp dir (input, logs, rejects)")
+    parser.add_argument(
+        "--setting", action="append", default=[], metavar="NAME=JSON", help="extra target setting (repeatable)"
+    )
+    parser.add_argument("--profile", type=Path, help="run the target under cProfile, writing stats to PROFILE.<case>")
     args = parser.parse_args()
+    settings = {name: json.loads(value) for name, _, value in (s.partition("=") for s in args.setting)}
     for case in args.case or list(CASES):
-        print(json.dumps(run_case(case, args.records, args.keep)), flush=True)
+        profile = args.profile.with_suffix(f".{case}") if args.profile else None
+        print(json.dumps(run_case(case, args.records, args.keep, profile, settings)), flush=True)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
@@ -53,6 +54,7 @@ _UTC = datetime.timezone.utc
 # xsd:boolean's lexical space, which Salesforce's CSV and JSON readers accept for checkboxes.
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False}
 _INT_LIMIT = 2**31  # Salesforce int fields are 32-bit; describe's ``digits`` may narrow that
+_ABSENT = object()  # a field the record does not have
 
 
 class ValueRejected(Exception):
@@ -114,28 +116,22 @@ def _as_text(value: Any, name: str) -> str:
     raise _invalid_type(name, value)
 
 
-def _length_checker(name: str, limit: int) -> Callable[[str], None]:
-    half = limit // 2  # at most 2 UTF-16 units a character: anything this short fits without counting
-
-    def check(text: str) -> None:
-        if len(text) > half and _utf16_length(text) > limit:
-            raise ValueRejected(STRING_TOO_LONG, f"{name}: data value too large: {_preview(text)} (max length={limit})")
-
-    return check
-
-
 def _text(field: Mapping[str, Any], check: Callable[[str, str], str] | None = None) -> Converter:
-    """String-like fields; ``check`` validates (and may canonicalise) the text before the length check."""
+    """String-like fields; ``check`` validates (and may canonicalise) the text before the length check.
+
+    The length is in UTF-16 units, as Salesforce counts; a text of at most half the limit in characters (at most 2
+    units each) fits without counting, which spares nearly every value the encoding.
+    """
     name = field["name"]
     limit = int(field.get("length") or 0)
-    check_length = _length_checker(name, limit) if limit else None
+    half = limit // 2 if limit else math.inf
 
     def convert(value: Any) -> str:
         text = value if value.__class__ is str else _as_text(value, name)
         if check is not None:
             text = check(text, name)
-        if check_length is not None:
-            check_length(text)
+        if len(text) > half and _utf16_length(text) > limit:
+            raise ValueRejected(STRING_TOO_LONG, f"{name}: data value too large: {_preview(text)} (max length={limit})")
         return text
 
     return convert
@@ -303,6 +299,10 @@ def _date(field: Mapping[str, Any]) -> Converter:
             return value.isoformat()
         if value.__class__ is str:
             try:
+                return datetime.date.fromisoformat(value).isoformat()  # most date values: no time part to drop
+            except ValueError:
+                pass
+            try:
                 return _parse_datetime(value).date().isoformat()
             except ValueError:
                 pass
@@ -380,29 +380,41 @@ def converter_for(field: Mapping[str, Any]) -> Converter:
     return _FACTORIES.get(field.get("type", "string"), _text)(field)
 
 
+class RecordConverter:
+    """``convert_record`` for one plan and null policy, with every per-column decision taken once, not per record."""
+
+    def __init__(self, plan: WritePlan, null_policy: str) -> None:
+        clear = null_policy == "clear" and plan.sync_mode != "insert"
+        # (source field, payload key, converter, payload key a null clears or None when a null is left out)
+        self._columns = [
+            (c.source, c.target, c.convert, (c.lookup_field or c.target) if clear and not c.is_match else None)
+            for c in plan.columns
+        ]
+
+    def __call__(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        bad: list[tuple[str, ValueRejected]] = []
+        for source, target, convert, null_target in self._columns:
+            value = record.get(source, _ABSENT)
+            if value is None:
+                if null_target is not None:
+                    out[null_target] = None
+            elif value is not _ABSENT:
+                try:
+                    out[target] = convert(value)
+                except ValueRejected as exc:
+                    bad.append((target, exc))
+        if bad:
+            raise RecordRejected([t for t, _ in bad], bad[0][1].code, "; ".join(exc.message for _, exc in bad))
+        return out
+
+
 def convert_record(plan: WritePlan, record: Mapping[str, Any], null_policy: str) -> dict[str, Any]:
     """The payload for one record: object field (or ``Rel.ExtField``) → value, for the columns the record has.
 
     A null is left out with ``skip``, and on insert (there is nothing to clear). With ``clear`` it is sent as null;
     for a relationship column the lookup field itself (``AccountId``) is cleared, because a parent reference cannot
     name "no parent". The match column is never cleared: a record without its match value is the writer's to reject.
+    Callers converting many records build a ``RecordConverter`` once instead.
     """
-    out: dict[str, Any] = {}
-    bad: list[tuple[str, ValueRejected]] = []
-    clear = null_policy == "clear" and plan.sync_mode != "insert"
-    for column in plan.columns:
-        source = column.source
-        if source not in record:
-            continue
-        value = record[source]
-        if value is None:
-            if clear and not column.is_match:
-                out[column.lookup_field or column.target] = None
-            continue
-        try:
-            out[column.target] = column.convert(value)
-        except ValueRejected as exc:
-            bad.append((column.target, exc))
-    if bad:
-        raise RecordRejected([target for target, _ in bad], bad[0][1].code, "; ".join(exc.message for _, exc in bad))
-    return out
+    return RecordConverter(plan, null_policy)(record)

@@ -1,0 +1,106 @@
+"""Bulk API calls the target spends per job, read from the emulator's call log after real CLI runs.
+
+A job whose info counts no failed records has an empty failed-results file: the target skips that call. A job with
+failures must still read it, so that every failed row is rejected with Salesforce's reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.target.conftest import record_msg, schema_msg, string_props
+
+CONFIG = {"object": "Contact", "sync_mode": "insert", "api": "bulk"}
+
+
+def result_files(calls: list[dict[str, Any]]) -> list[str]:
+    return [c["path"].rstrip("/").rsplit("/", 1)[-1] for c in calls if c["method"] == "GET" and "Results" in c["path"]]
+
+
+def run(run_target, base_config: dict[str, Any], last_names: list[str | None]):
+    messages = [schema_msg("contacts", string_props("LastName", "Email"))]
+    messages += [
+        record_msg("contacts", {"LastName": name, "Email": f"c{i}@example.com"}) for i, name in enumerate(last_names)
+    ]
+    result = run_target({**base_config, **CONFIG}, messages)
+    result.assert_ok()
+    return result
+
+
+def test_a_job_without_failures_reads_only_the_successful_results(sf, run_target, base_config) -> None:
+    result = run(run_target, base_config, ["Ng", "Ode", "Pim"])
+    assert result_files(result.calls) == ["successfulResults"]
+    assert result.rejects == []
+    assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 3
+
+
+def test_a_job_with_failures_reads_them_and_rejects_those_rows(sf, run_target, base_config) -> None:
+    result = run(run_target, base_config, ["Ng", None, "Pim"])  # Contact.LastName is required
+    assert sorted(result_files(result.calls)) == ["failedResults", "successfulResults"]
+    assert [(r["error_code"], r["record"]["Email"]) for r in result.rejects] == [
+        ("REQUIRED_FIELD_MISSING", "c1@example.com")
+    ]
+    names = {row["LastName"] for row in sf.query("SELECT LastName FROM Contact")["records"]}
+    assert names == {"Ng", "Pim"}
+
+
+class FakeClock:
+    """``time`` for the bulk writer: sleeping advances the clock, and each job runs ``job_seconds`` from its close."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 3))
+        self.now += seconds
+
+
+class FakeJobs:
+    def __init__(self, clock: FakeClock, job_seconds: float) -> None:
+        self.clock, self.job_seconds, self.closed_at, self.polls = clock, job_seconds, 0.0, 0
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        class Answer:
+            def __init__(self, body: dict[str, Any]) -> None:
+                self.body = body
+
+            def json(self) -> dict[str, Any]:
+                return self.body
+
+        if method == "PATCH":
+            self.closed_at = self.clock.now
+        elif method == "GET":
+            self.polls += 1
+            done = self.clock.now - self.closed_at >= self.job_seconds
+            return Answer({"state": "JobComplete" if done else "InProgress"})
+        return Answer({"id": "750000000000001AAA"})
+
+
+def test_polls_of_a_job_like_the_last_start_after_most_of_its_time(monkeypatch) -> None:
+    """Pure logic with a fake clock: a job the size of the last waits 0.9 of the last one's time before its first
+    poll, a job half the size half that; the first job, with nothing to go by, polls from the start."""
+    from target_salesforce import bulk_writer
+
+    clock = FakeClock()
+    jobs = FakeJobs(clock, job_seconds=10.0)
+    monkeypatch.setattr(bulk_writer, "time", clock)
+    writer = bulk_writer.BulkWriter(jobs, poll_initial=0.05, poll_max=2.0)
+    writer._client.request("PATCH", "close")
+    writer._wait("job1", 1000)
+    first_polls = jobs.polls
+    assert first_polls > 5 and clock.sleeps[0] == 0.0
+    elapsed = clock.now
+    for rows in (1000, 500):
+        clock.sleeps.clear()
+        jobs.polls = 0
+        writer._client.request("PATCH", "close")
+        started = clock.now
+        jobs.job_seconds = 10.0 * rows / 1000
+        writer._wait("job", rows)
+        assert clock.sleeps[0] == round(0.9 * elapsed * rows / 1000, 3)
+        assert jobs.polls <= 3 < first_polls
+        elapsed = (clock.now - started) * 1000 / rows
