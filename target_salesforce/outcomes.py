@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from target_salesforce import retry_pause
+
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
 
 logger = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def retry_locked_rows(write: WriteFn, rows: list[dict], attempts: int, base_dela
         if not locked:
             break
         logger.info("Retrying %d row(s) that hit %s (attempt %d of %d)", len(locked), LOCK_ERROR, attempt, attempts)
-        time.sleep(base_delay * 2 ** (attempt - 1))
+        time.sleep(base_delay * retry_pause.scale() * 2 ** (attempt - 1))
         for index, outcome in zip(locked, write([rows[i] for i in locked]), strict=True):
             outcomes[index] = outcome
     return outcomes

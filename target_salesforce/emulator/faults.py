@@ -4,11 +4,16 @@ A client that writes to Salesforce has to survive expired sessions, 503s, droppe
 failed Bulk jobs; a real org produces those only by bad luck, so the emulator produces them on request.
 Every counter is consumed under one lock so that concurrent requests never take the same fault twice.
 The row-lock draw uses a seeded RNG, reseeded on every change, so a test run is reproducible.
+
+``only_calls`` and ``skip_calls`` aim the counted faults (503, drops) at one kind of call in the middle of a run,
+e.g. the upload of a Bulk job's data after two jobs went through: a client's handling of a lost answer differs
+per endpoint, and a run's first calls (describe, limits) are not where it matters.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import threading
 from typing import Any
 
@@ -23,6 +28,8 @@ _SETTINGS: dict[str, tuple[type, Any]] = {
     "daily_api_limit": (int, None),
     "latency_ms": (int, None),
     "bulk_processing_delay_ms": (int, 0),
+    "only_calls": (str, None),
+    "skip_calls": (int, 0),
 }
 
 # Counters that a request consumes one unit of; see ``take``.
@@ -43,6 +50,8 @@ class Faults:
     daily_api_limit: int | None
     latency_ms: int | None
     bulk_processing_delay_ms: int
+    only_calls: str | None
+    skip_calls: int
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -74,6 +83,20 @@ class Faults:
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {name: getattr(self, name) for name in _SETTINGS}
+
+    def targets(self, call: str) -> bool:
+        """Whether the counted faults may hit ``call`` ("METHOD path", the path after ``/services/data/vXX.X/``).
+
+        Asked once per API call: a call that ``only_calls`` (a regular expression searched in ``call``) selects
+        first uses up one of ``skip_calls``; the calls after those are the targets.
+        """
+        with self._lock:
+            if self.only_calls is not None and not re.search(self.only_calls, call):
+                return False
+            if self.skip_calls > 0:
+                self.skip_calls -= 1
+                return False
+            return True
 
     def take(self, counter: str) -> bool:
         """Consume one unit of ``counter`` (one of COUNTERS); true when the current request gets that fault."""
@@ -118,6 +141,12 @@ def _checked(name: str, value: Any) -> Any:
     kind, cleared = _SETTINGS[name]
     if value is None:
         return cleared
+    if kind is str:
+        try:
+            re.compile(value)
+        except (TypeError, re.error):
+            raise ValueError(f"{name} must be a regular expression") from None
+        return value
     if kind is bool:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")

@@ -8,7 +8,8 @@ the threads. Protocol details live in oauth.py, rest.py, collections.py and bulk
 Which requests the faults and counters touch (a decision, documented for test writers):
 - API calls are requests under ``/services/data/vXX.X/``. Only they count toward the daily API usage, carry
   ``Sforce-Limit-Info`` and consume ``http_503_next``, ``drop_connection_next``, ``drop_after_processing_next``
-  and ``expire_sessions_after_calls``. The token endpoint is on the login host, a different service in a
+  and ``expire_sessions_after_calls`` (the first three only on the calls ``only_calls``/``skip_calls`` aim them
+  at). The token endpoint is on the login host, a different service in a
   real org, so token requests never fail by injected fault; a client's re-login therefore always works.
 - A 503 and a dropped connection are decided before the auth check (they come from Salesforce's front end);
   refused calls (401, 403, 503, dropped) do not count toward the daily usage.
@@ -119,13 +120,17 @@ class Emulator:
         drop_after = False
         api = _API_PATH.match(req.path)
         if api:
-            if self.faults.take("drop_connection_next"):
+            targeted = self.faults.targets(f"{req.method} {api.group(2) or ''}")
+            if targeted and self.faults.take("drop_connection_next"):
                 self._log(req, 0, 0)
                 return None
             self._sleep_latency()
-            resp = self._guarded(partial(self._api_call, version=api.group(1), path=api.group(2) or ""), req)
+            call = partial(self._api_call, version=api.group(1), path=api.group(2) or "", targeted=targeted)
+            resp = self._guarded(call, req)
             resp.headers["Sforce-Limit-Info"] = "api-usage={}/{}".format(*self.api_usage())
-            drop_after = self.faults.take("drop_after_processing_next")
+            # Taken after the handler ran: the call is fully processed (a write stored, a job closed) and only
+            # its answer is lost.
+            drop_after = targeted and self.faults.take("drop_after_processing_next")
         else:
             self._sleep_latency()
             resp = self._guarded(self._unmetered, req)
@@ -153,10 +158,10 @@ class Emulator:
             return rest.versions()
         raise rest.NOT_FOUND
 
-    def _api_call(self, req: Request, *, version: str, path: str) -> Response:
+    def _api_call(self, req: Request, *, version: str, path: str, targeted: bool) -> Response:
         if float(version) < rest.MIN_VERSION:
             raise rest.NOT_FOUND
-        if self.faults.take("http_503_next"):
+        if targeted and self.faults.take("http_503_next"):
             raise UNAVAILABLE
         if not self.authority.is_valid(req.headers.get("authorization")):
             raise SESSION_INVALID

@@ -217,3 +217,47 @@ def test_latency_is_slept_outside_locks(emulator: EmulatorProcess) -> None:
     elapsed = time.monotonic() - started
     assert statuses == [201] * 8
     assert 0.3 <= elapsed < 1.5  # 8 calls overlapped; serialised they would take 2.4 s
+
+
+# --- aiming the counted faults at chosen calls -----------------------------------------------------------------
+
+
+def test_only_calls_and_skip_calls_aim_counted_faults(emulator: EmulatorProcess, sf: Salesforce) -> None:
+    token = emulator.token()
+    emulator.set_faults(only_calls=r"^POST sobjects/Contact", skip_calls=1, http_503_next=1)
+    assert sf.query("SELECT Id FROM Contact")["totalSize"] == 0  # not selected: neither skipped nor failed
+    assert create_contact(emulator, token).status_code == 201  # selected, skipped
+    assert create_contact(emulator, token).status_code == 503  # selected: takes the fault
+    assert create_contact(emulator, token).status_code == 201
+
+
+def test_only_calls_must_be_a_regular_expression(emulator: EmulatorProcess) -> None:
+    resp = emulator.http.post(emulator.url("/_emulator/faults"), json={"only_calls": "("})
+    assert resp.status_code == 400 and "only_calls" in resp.json()["error"]
+
+
+def _bulk_call(emulator: EmulatorProcess, token: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+    with emulator.new_session() as http:
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        return http.request(method, emulator.api_url(f"jobs/ingest{path}"), headers=headers, timeout=30, **kwargs)
+
+
+def test_drop_after_processing_applies_a_bulk_upload_and_close(emulator: EmulatorProcess, sf: Salesforce) -> None:
+    token = emulator.token()
+    job = _bulk_call(emulator, token, "POST", "", json={"object": "Contact", "operation": "insert"}).json()["id"]
+    csv_headers = {"Content-Type": "text/csv"}
+    emulator.set_faults(only_calls="^PUT ", drop_after_processing_next=1)
+    with pytest.raises(requests.ConnectionError):
+        _bulk_call(emulator, token, "PUT", f"/{job}/batches", data=b"LastName\nNg\n", headers=csv_headers)
+    # The data landed: Salesforce takes one upload per job and refuses the second.
+    again = _bulk_call(emulator, token, "PUT", f"/{job}/batches", data=b"LastName\nNg\n", headers=csv_headers)
+    assert again.status_code == 400 and "only do 'PUT' once" in again.json()[0]["message"]
+    emulator.set_faults(only_calls="^PATCH ", drop_after_processing_next=1)
+    with pytest.raises(requests.ConnectionError):
+        _bulk_call(emulator, token, "PATCH", f"/{job}", json={"state": "UploadComplete"})
+    # The job was closed, so it is processed: the one uploaded row is written once.
+    deadline = time.monotonic() + 10
+    while _bulk_call(emulator, token, "GET", f"/{job}").json()["state"] != "JobComplete":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert contact_count(sf) == 1
