@@ -1,7 +1,8 @@
 """The ``target-salesforce`` command: singer-sdk's CLI, with expected errors reported on one line.
 
 singer-sdk lets every exception reach its excepthook, which logs a traceback. A wrong setting, a refused login or a
-malformed input line is not a bug, so such errors are printed as one line naming what to fix, and the exit code is 1.
+malformed input line is not a bug, so such errors are printed as one line naming what to fix, and the exit code is 1
+(75 for a clean stop at the API limit, which a rerun from the last STATE resumes).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def main() -> None:
     except EXPECTED_ERRORS as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"target-salesforce: error: {message}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(exc.exit_code if isinstance(exc, TargetError) else 1)
     except (json.JSONDecodeError, simplejson.JSONDecodeError) as exc:
         print(
             f"target-salesforce: error: the --config file is not valid JSON ({exc.msg} at line {exc.lineno} "

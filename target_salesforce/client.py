@@ -22,7 +22,9 @@ from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 
+from target_salesforce import retry_pause
 from target_salesforce.auth import LoginUnavailable, Token, certificate_message, is_certificate_error, resolve_auth
+from target_salesforce.budget import ApiBudget
 from target_salesforce.errors import ApiLimitReached, AuthError, ConfigError, SalesforceApiError, TargetError
 
 DEFAULT_API_VERSION = "62.0"
@@ -110,14 +112,15 @@ class SalesforceClient:
         self._timeout = float(config.get("request_timeout") or DEFAULT_TIMEOUT_SECONDS)
         self._http = session or _pooled_session()
         self._backoff = _Backoff(
-            BACKOFF_BASE_SECONDS if backoff_base is None else backoff_base,
-            BACKOFF_MAX_SECONDS if backoff_max is None else backoff_max,
+            BACKOFF_BASE_SECONDS * retry_pause.scale() if backoff_base is None else backoff_base,
+            BACKOFF_MAX_SECONDS * retry_pause.scale() if backoff_max is None else backoff_max,
         )
         self._token_lock = threading.Lock()
         self._token: Token | None = None
         self._stats_lock = threading.Lock()
         self._call_count = 0
         self._api_usage: tuple[int, int] | None = None
+        self._budget = ApiBudget.from_config(config)
 
     # --- what the run reports --------------------------------------------------------------------------
 
@@ -130,6 +133,20 @@ class SalesforceClient:
     def api_usage(self) -> tuple[int, int] | None:
         """The org's (used, limit) daily API requests from the latest ``Sforce-Limit-Info`` header."""
         return self._api_usage
+
+    def check_budget(self) -> None:
+        """Raise ApiBudgetReached once the org's usage has reached the run's ``max_api_usage_percent``.
+
+        The usage comes from the latest answer's header; only before any answer is ``/limits`` asked (one call).
+        """
+        if not self._budget.enabled:
+            return
+        if self._api_usage is None:
+            daily = self.json("GET", "limits").get("DailyApiRequests") or {}
+            if self._api_usage is None and "Max" in daily:
+                self._api_usage = (daily["Max"] - daily.get("Remaining", 0), daily["Max"])
+        if self._api_usage is not None:
+            self._budget.check(*self._api_usage)
 
     # --- the session -----------------------------------------------------------------------------------
 
@@ -305,8 +322,8 @@ class SalesforceClient:
         if response.status_code == 403 and code == "REQUEST_LIMIT_EXCEEDED":
             usage = f", {self._api_usage[0]}/{self._api_usage[1]} used" if self._api_usage else ""
             return ApiLimitReached(
-                f"The org's daily API request limit is used up (REQUEST_LIMIT_EXCEEDED{usage}); records written "
-                "so far stay written; run again once Salesforce's rolling 24-hour limit frees up"
+                f"the org's daily API request limit is used up (REQUEST_LIMIT_EXCEEDED{usage}); calls free up "
+                "as Salesforce's rolling 24-hour window moves on"
             )
         return SalesforceApiError(response.status_code, code, message)
 

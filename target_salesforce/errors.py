@@ -10,6 +10,8 @@ from __future__ import annotations
 class TargetError(Exception):
     """An expected failure that ends the run with a one-line message and a non-zero exit code."""
 
+    exit_code = 1
+
 
 class ConfigError(TargetError):
     """The configuration cannot work (bad or conflicting settings, unknown object or field): checked before writing."""
@@ -30,4 +32,9 @@ class SalesforceApiError(TargetError):
 
 
 class ApiLimitReached(TargetError):
-    """The run's API budget or the org's daily limit is used up: stop cleanly after what was written."""
+    """The run's API budget or the org's daily limit is used up: stop cleanly after what was written.
+
+    Its own exit code (75, EX_TEMPFAIL: "try again later") lets a scheduler tell a run to resume from one to fix.
+    """
+
+    exit_code = 75
