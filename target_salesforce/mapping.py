@@ -24,11 +24,17 @@ from typing import Any
 
 from target_salesforce.convert import converter_for
 from target_salesforce.errors import ConfigError
-from target_salesforce.settings import DEFAULT_MATCH_FIELD, StreamSettings
+from target_salesforce.settings import DEFAULT_MATCH_FIELD, DELETE_MODES, StreamSettings
 
 _MAX_LISTED = 8  # names listed in a hint before "…"
 # The describe flags a field needs for each sync mode (upsert may create or update).
-_WRITE_FLAGS = {"insert": ("createable",), "update": ("updateable",), "upsert": ("createable", "updateable")}
+_WRITE_FLAGS = {
+    "insert": ("createable",),
+    "update": ("updateable",),
+    "upsert": ("createable", "updateable"),
+    "delete": (),
+    "hard_delete": (),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,7 @@ class _Planner:
     ) -> None:
         self.settings = settings
         self.object = describe["name"]
+        self.deletable = describe.get("deletable", True)
         self.fields: list[dict] = list(describe.get("fields") or ())
         self.by_lower = {f["name"].lower(): f for f in self.fields}
         self.relationships = {
@@ -107,8 +114,20 @@ class _Planner:
             return None
         return f"{self.object}.{field['name']} is not {' or '.join(missing)}, so {self.mode} cannot write it"
 
+    def check_deletes(self) -> None:
+        """Deleting needs a deletable object and, on insert, a match field that is not Id (inserts carry no Id)."""
+        deleting = self.mode in DELETE_MODES or self.settings.process_deletes
+        if deleting and not self.deletable:
+            self.problems.append(f"{self.object} is not deletable, so records cannot be deleted from it")
+        match_field = (self.settings.match_field or "Id").lower()
+        if self.mode == "insert" and self.settings.process_deletes and match_field == "id":
+            self.problems.append(
+                "process_deletes with sync_mode insert needs match_field set to an External ID or idLookup "
+                "field to find the record to delete"
+            )
+
     def resolve_match(self) -> None:
-        if self.mode == "insert":
+        if self.mode == "insert" and not (self.settings.process_deletes and self.settings.match_field):
             return
         name = self.settings.match_field or DEFAULT_MATCH_FIELD
         field = self.by_lower.get(name.lower())
@@ -224,7 +243,7 @@ class _Planner:
                     f"{self.object}.{column.lookup_field or column.target} (map only one)"
                 )
             seen.setdefault(key, column)
-        if self.mode != "update":
+        if self.mode in ("insert", "upsert"):
             missing = [
                 f["name"]
                 for f in self.fields
@@ -247,6 +266,7 @@ class _Planner:
     def plan(self, source_properties: Mapping[str, Any]) -> WritePlan:
         if self.mode not in _WRITE_FLAGS:
             raise ConfigError(f"{self.prefix()}sync_mode is {self.mode!r}: use one of {', '.join(_WRITE_FLAGS)}.")
+        self.check_deletes()
         self.resolve_match()
         sources = [s for s in source_properties if not s.startswith("_sdc_")]
         mapping = self.settings.field_mapping
@@ -254,6 +274,8 @@ class _Planner:
             self.mapped_columns(mapping, sources) if mapping is not None else self.matched_columns(sources)
         )
         self.check_columns(columns)
+        if self.mode in DELETE_MODES:
+            columns = [c for c in columns if c.is_match]  # a delete sends only the record's identity
         if self.problems:
             raise ConfigError(self.prefix() + "; ".join(self.problems) + ".")
         match = self.match_field

@@ -15,6 +15,7 @@ from target_salesforce.client import SalesforceClient
 from target_salesforce.collections_writer import CollectionsWriter
 from target_salesforce.describe import DescribeCache
 from target_salesforce.rejects import RejectWriter
+from target_salesforce.results import ResultsWriter
 
 DEFAULT_REJECTS_PATH = "target-salesforce-rejects.jsonl"
 
@@ -26,6 +27,7 @@ class RunContext:
     collections: CollectionsWriter
     bulk: BulkWriter
     rejects: RejectWriter
+    results: ResultsWriter | None = None  # only with results_path, and never in a dry run (nothing gets an Id)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RunContext:
@@ -36,4 +38,7 @@ class RunContext:
             collections=CollectionsWriter(client),
             bulk=BulkWriter(client),
             rejects=RejectWriter(config.get("rejects_path") or DEFAULT_REJECTS_PATH),
+            results=ResultsWriter(config["results_path"], config.get("results_format") or "jsonl")
+            if config.get("results_path") and not config.get("dry_run")
+            else None,
         )

@@ -14,20 +14,23 @@ from singer_sdk import typing as th
 
 from target_salesforce.errors import ConfigError
 
-SYNC_MODES = ("insert", "update", "upsert")
+SYNC_MODES = ("insert", "update", "upsert", "delete", "hard_delete")
+DELETE_MODES = ("delete", "hard_delete")
 NULL_POLICIES = ("clear", "skip")
 APIS = ("auto", "rest", "bulk")
+RESULTS_FORMATS = ("jsonl", "singer")
 LOAD_METHODS = ("append-only", "upsert", "overwrite")
 
 DEFAULT_SYNC_MODE = "upsert"
 DEFAULT_NULL_POLICY = "clear"
 DEFAULT_API = "auto"
+DEFAULT_RESULTS_FORMAT = "jsonl"
 DEFAULT_MATCH_FIELD = "Id"
 
 # The singer-sdk load_method each sync_mode corresponds to; any other pairing is a conflict.
 _LOAD_METHOD_FOR_SYNC_MODE = {"insert": "append-only", "upsert": "upsert"}
 
-_STREAM_KEYS = ("object", "sync_mode", "match_field", "field_mapping", "null_policy", "api")
+_STREAM_KEYS = ("object", "sync_mode", "match_field", "field_mapping", "null_policy", "api", "process_deletes")
 
 
 def _field_mapping_type() -> th.ObjectType:
@@ -36,7 +39,14 @@ def _field_mapping_type() -> th.ObjectType:
 
 _SYNC_MODE_HELP = (
     "`insert` creates every record; `update` changes existing records found through `match_field` (records "
-    "not found are counted and skipped); `upsert` updates the record found through `match_field` or creates one."
+    "not found are counted and skipped); `upsert` updates the record found through `match_field` or creates one; "
+    "`delete` moves the record found through `match_field` to the Recycle Bin and `hard_delete` erases it (Bulk API "
+    "2.0 only: Collections cannot hard-delete); records not found are counted as not found."
+)
+_PROCESS_DELETES_HELP = (
+    "When true, a record whose `_sdc_deleted_at` is set (log-based replication) deletes the Salesforce record found "
+    "through `match_field` instead of being written. With `sync_mode` insert it needs `match_field` set to an "
+    "External ID or idLookup field. When false, `_sdc_deleted_at` is ignored."
 )
 _MATCH_FIELD_HELP = (
     "Object field that identifies the existing record for `update` and `upsert`: `Id`, an External ID field "
@@ -68,6 +78,7 @@ def _stream_entry_type() -> th.ObjectType:
         th.Property("field_mapping", _field_mapping_type(), description=_FIELD_MAPPING_HELP),
         th.Property("null_policy", th.StringType, allowed_values=list(NULL_POLICIES), description=_NULL_POLICY_HELP),
         th.Property("api", th.StringType, allowed_values=list(APIS), description=_API_HELP),
+        th.Property("process_deletes", th.BooleanType, description=_PROCESS_DELETES_HELP),
         additional_properties=False,
     )
 
@@ -155,8 +166,8 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         "streams",
         th.ObjectType(additional_properties=_stream_entry_type()),
         description="Per-stream overrides: stream name → {object, sync_mode, match_field, field_mapping, "
-        "null_policy, api}. A key set here replaces the top-level setting for that stream (a `field_mapping` "
-        "replaces the whole top-level mapping). Stream names match exactly, else ignoring case.",
+        "null_policy, api, process_deletes}. A key set here replaces the top-level setting for that stream (a "
+        "`field_mapping` replaces the whole top-level mapping). Stream names match exactly, else ignoring case.",
     ),
     th.Property(
         "null_policy",
@@ -166,6 +177,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description=_NULL_POLICY_HELP,
     ),
     th.Property("api", th.StringType, default=DEFAULT_API, allowed_values=list(APIS), description=_API_HELP),
+    th.Property("process_deletes", th.BooleanType, default=False, description=_PROCESS_DELETES_HELP),
     th.Property(
         "bulk_threshold",
         th.IntegerType(minimum=1),
@@ -190,6 +202,21 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         "it ends with an error after writing everything else, if any record was rejected.",
     ),
     th.Property(
+        "results_path",
+        th.StringType,
+        description="Optional file receiving one line per input record: stream, source key properties, "
+        "Salesforce Id and outcome (created, updated, deleted, not_found, rejected with its error code), to write "
+        "the Ids back to the source. Unset: no results file.",
+    ),
+    th.Property(
+        "results_format",
+        th.StringType,
+        default=DEFAULT_RESULTS_FORMAT,
+        allowed_values=list(RESULTS_FORMATS),
+        description="`jsonl`: one JSON object a line; `singer`: SCHEMA and RECORD messages of a stream "
+        "`<stream>_results` per input stream, keyed on the source key properties, for any Singer target to load.",
+    ),
+    th.Property(
         "max_retries",
         th.IntegerType(minimum=0),
         default=5,
@@ -203,6 +230,15 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         description="Seconds to wait for one HTTP response before treating it as a retryable failure.",
     ),
     th.Property(
+        "max_api_usage_percent",
+        th.IntegerType(minimum=1, maximum=100),
+        description="Stop the run cleanly once the org's daily API usage (all integrations, as Salesforce reports "
+        "it with every answer) reaches this percentage of its daily limit, leaving the rest to other integrations. "
+        "A group of writes already started finishes; the last STATE printed covers what was written and the run "
+        "exits with code 75: rerun from that STATE to resume. Unset: no limit of its own (the org's limit "
+        "still stops the run the same way).",
+    ),
+    th.Property(
         "dry_run",
         th.BooleanType,
         default=False,
@@ -214,7 +250,7 @@ CONFIG_SCHEMA: dict[str, Any] = th.PropertiesList(
         allowed_values=list(LOAD_METHODS),
         description="Inherited singer-sdk setting; `sync_mode` decides how records are written. Leave it unset, "
         "or make it agree with every stream's `sync_mode` (`append-only` = insert, `upsert` = upsert); a "
-        "conflict, or `overwrite` (this target never deletes), is rejected.",
+        "conflict, or `overwrite` (this target never empties an object), is rejected.",
     ),
 ).to_dict()
 
@@ -234,6 +270,7 @@ class StreamSettings:
     null_policy: str
     api: str
     stream: str = ""
+    process_deletes: bool = False
 
 
 def _stream_entry(config: Mapping[str, Any], stream_name: str) -> Mapping[str, Any]:
@@ -266,6 +303,7 @@ def stream_settings(config: Mapping[str, Any], stream_name: str) -> StreamSettin
         null_policy=pick("null_policy", DEFAULT_NULL_POLICY),
         api=pick("api", DEFAULT_API),
         stream=stream_name,
+        process_deletes=bool(pick("process_deletes", False)),
     )
 
 
@@ -347,7 +385,7 @@ def _check_load_method(problems: list[str], load_method: Any, sync_modes: set[st
         _check_choice(problems, "", "load_method", load_method, LOAD_METHODS)
         return
     if load_method == "overwrite":
-        problems.append("load_method overwrite is not supported (this target never deletes records): unset it")
+        problems.append("load_method overwrite is not supported (this target never empties an object): unset it")
         return
     conflicting = sorted(mode for mode in sync_modes if _LOAD_METHOD_FOR_SYNC_MODE.get(mode) != load_method)
     if conflicting:
@@ -355,6 +393,21 @@ def _check_load_method(problems: list[str], load_method: Any, sync_modes: set[st
             f"load_method {load_method} conflicts with sync_mode {', '.join(conflicting)}: "
             "unset load_method (sync_mode decides)"
         )
+
+
+def _check_hard_delete_api(problems: list[str], config: Mapping[str, Any]) -> None:
+    """sObject Collections has no hard delete (only Bulk API 2.0's hardDelete job does), so forcing REST cannot work."""
+    streams = config.get("streams") or {}
+    if not isinstance(streams, Mapping):
+        return  # reported by _check_streams
+    for name in ["", *(n for n, entry in streams.items() if isinstance(entry, Mapping))]:
+        resolved = stream_settings(config, name)
+        if resolved.sync_mode == "hard_delete" and resolved.api == "rest":
+            where = f"streams[{name!r}]: " if name else ""
+            problems.append(
+                f"{where}sync_mode hard_delete cannot use api rest (sObject Collections has no hard delete; "
+                "Bulk API 2.0 does it): set api to auto or bulk"
+            )
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -365,5 +418,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     top_mode = config.get("sync_mode") or DEFAULT_SYNC_MODE
     effective_modes = {mode for mode in [top_mode, *stream_modes] if mode in SYNC_MODES}
     _check_load_method(problems, config.get("load_method"), effective_modes)
+    _check_choice(problems, "", "results_format", config.get("results_format"), RESULTS_FORMATS)
+    _check_hard_delete_api(problems, config)
     if problems:
         raise ConfigError("Invalid configuration: " + "; ".join(problems) + ".")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
+from typing import IO
 
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
-from target_salesforce.errors import ConfigError, TargetError
+from target_salesforce.budget import stop_message
+from target_salesforce.dependencies import DependencyGraph, levels, parents_among
+from target_salesforce.errors import ApiLimitReached, ConfigError, TargetError
 from target_salesforce.reader import LineCountingReader
 from target_salesforce.run_context import RunContext
 from target_salesforce.settings import CONFIG_SCHEMA, check_config
@@ -31,7 +34,7 @@ def progress_interval() -> float:
 
 
 class TargetSalesforce(Target):
-    """Writes any tap's records to Salesforce objects with insert, update or upsert."""
+    """Writes any tap's records to Salesforce objects with insert, update, upsert or delete."""
 
     name = "target-salesforce"
     # A copy: singer-sdk adds its built-in settings to this dict in place on every instantiation.
@@ -43,10 +46,12 @@ class TargetSalesforce(Target):
         super().__init__(*args, **kwargs)
         check_config(self.config)
         self._retired = Tally()  # what sinks retired by a new SCHEMA did, for the run summary
+        self.in_full_drain = False  # sinks defer rows only outside a full drain (see _drain_all)
         self._records_read = 0
         self._started = time.monotonic()
         self._progress_every = progress_interval()
         self._next_progress = self._started + self._progress_every
+        self._state_written: dict | None = None  # the STATE value last printed (singer-sdk's object, not a copy)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Report settings that fail the config JSON Schema as one ``ConfigError`` line naming each setting."""
@@ -59,6 +64,31 @@ class TargetSalesforce(Target):
     def run_context(self) -> RunContext:
         """Built on first use, so ``--about`` and config errors never touch the network."""
         return RunContext.from_config(self.config)
+
+    @cached_property
+    def dependencies(self) -> DependencyGraph:
+        """Which objects of the run reference which; the sinks add to it when they start."""
+        return DependencyGraph()
+
+    def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
+        """Drain parents before children: level by level, each level's sinks in parallel as singer-sdk does.
+
+        A full drain ends with a STATE, so each level also settles the rows its sinks deferred earlier (waiting for
+        a parent record not yet read): written now that the parents are, or rejected.
+        """
+        self.in_full_drain = True
+        try:
+            for level in levels(list(sink_list)):  # type: ignore[arg-type]
+                super()._drain_all(level, parallelism)
+                for sink in level:
+                    sink.retry_deferred()
+        finally:
+            self.in_full_drain = False
+
+    def drain_parents(self, sink: SalesforceSink) -> None:
+        """Write the pending records of the objects ``sink`` looks up before ``sink`` writes its batch."""
+        for parent in parents_among(sink, [s for s in self._sinks_active.values() if isinstance(s, SalesforceSink)]):
+            self.drain_one(parent)
 
     def get_sink(
         self,
@@ -81,11 +111,53 @@ class TargetSalesforce(Target):
             and (existing.original_schema != schema or existing.key_properties != key_properties)
         ):
             self.drain_one(existing)
+            existing.retry_deferred()  # its rows are settled before its successor writes the same records
             self._retired.add(existing.tally)
         return super().get_sink(stream_name, record=record, schema=schema, key_properties=key_properties)
 
+    def listen(self, file_input: IO[str] | None = None) -> None:
+        """End a run stopped at the API limit with one line saying how far it got and how to resume.
+
+        The STATE of the drain that was interrupted is never printed (the exception leaves singer-sdk's drain before
+        it writes STATE), so the last STATE printed covers only records that were written or rejected.
+        """
+        try:
+            super().listen(file_input)
+        except ApiLimitReached as exc:
+            self._close_outputs()
+            total = self._total()
+            written = total.created + total.updated + total.deleted
+            usage = self.run_context.client.api_usage
+            raise ApiLimitReached(stop_message(exc, written, sum(total.rejected.values()), usage)) from None
+
+    def _process_state_message(self, message_dict: dict) -> None:
+        super()._process_state_message(message_dict)
+        self._write_covered_state()
+
+    def _write_covered_state(self) -> None:
+        """Print the latest STATE as soon as every record before it is written or rejected.
+
+        singer-sdk prints STATE only when it drains all sinks (end of input, or a record older than 5 minutes), so a
+        run killed or stopped at the API limit hours in would have to start over. When no sink holds a record (pending
+        or deferred for its parent), every record before the latest STATE has been written or rejected.
+        """
+        if self._latest_state is None or self._latest_state is self._state_written:
+            return
+        for sink in [*self._sinks_active.values(), *self._sinks_to_clear]:
+            if sink.holds_unwritten_rows if isinstance(sink, SalesforceSink) else sink.current_size:
+                return
+        self._write_state_message(copy.deepcopy(self._latest_state))
+
+    def _write_state_message(self, state: dict) -> None:
+        """Print each STATE once: singer-sdk writes its latest STATE again at every full drain."""
+        if self._latest_state is self._state_written:
+            return
+        super()._write_state_message(state)
+        self._state_written = self._latest_state  # singer-sdk only ever writes its latest STATE
+
     def _process_record_message(self, message_dict: dict) -> None:
         super()._process_record_message(message_dict)
+        self._write_covered_state()
         self._records_read += 1
         now = time.monotonic()
         if now >= self._next_progress:
@@ -118,7 +190,7 @@ class TargetSalesforce(Target):
         if "run_context" not in self.__dict__:
             return
         run = self.run_context
-        run.rejects.close()
+        self._close_outputs()
         total = self._total()
         usage = run.client.api_usage
         self.logger.info(
@@ -134,3 +206,10 @@ class TargetSalesforce(Target):
                     f"{run.rejects.count} record(s) were rejected (allow_rejects is false); "
                     f"their reasons are in {run.rejects.path}."
                 )
+
+    def _close_outputs(self) -> None:
+        """Close the reject and results files, also when the run stops early, so every line is on disk."""
+        run = self.run_context
+        run.rejects.close()
+        if run.results is not None:
+            run.results.close()

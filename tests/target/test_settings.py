@@ -34,8 +34,12 @@ def test_every_contracted_setting_is_there_with_a_description():
         "allow_rejects",
         "max_retries",
         "request_timeout",
+        "max_api_usage_percent",
         "dry_run",
         "load_method",
+        "process_deletes",
+        "results_path",
+        "results_format",
     }
     assert set(PROPERTIES) == expected
     assert all(len(spec.get("description", "")) > 20 for spec in PROPERTIES.values())
@@ -60,8 +64,11 @@ def test_defaults_and_choices():
         "max_retries": 5,
         "request_timeout": 120,
         "dry_run": False,
+        "process_deletes": False,
+        "results_format": "jsonl",
     }
-    assert PROPERTIES["sync_mode"]["enum"] == ["insert", "update", "upsert"]
+    assert PROPERTIES["sync_mode"]["enum"] == ["insert", "update", "upsert", "delete", "hard_delete"]
+    assert PROPERTIES["results_format"]["enum"] == ["jsonl", "singer"]
     assert PROPERTIES["null_policy"]["enum"] == ["clear", "skip"]
     assert PROPERTIES["api"]["enum"] == ["auto", "rest", "bulk"]
     assert "default" not in PROPERTIES["load_method"]  # so singer-sdk does not inject append-only
@@ -189,7 +196,7 @@ def test_every_problem_is_listed_in_one_line():
         }
     )
     for part in [
-        "sync_mode is 'merge' (use one of insert, update, upsert)",
+        "sync_mode is 'merge' (use one of insert, update, upsert, delete, hard_delete)",
         "null_policy is 'ignore'",
         "api is 'soap'",
         "match_field 'Account.Id' must be a field of the object",
@@ -206,9 +213,9 @@ def test_every_problem_is_listed_in_one_line():
 
 def test_streams_entries_are_checked_and_named():
     message = config_problems(
-        {"streams": {"orders": {"sync_mode": "delete", "objcet": "Order"}, "bad": "Order__c"}, "field_mapping": []}
+        {"streams": {"orders": {"sync_mode": "purge", "objcet": "Order"}, "bad": "Order__c"}, "field_mapping": []}
     )
-    assert "streams['orders'].sync_mode is 'delete'" in message
+    assert "streams['orders'].sync_mode is 'purge'" in message
     assert "streams['orders'].objcet: unknown key" in message
     assert "streams['bad'] must be an object" in message
     assert "field_mapping must be an object" in message
