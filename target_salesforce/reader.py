@@ -95,6 +95,10 @@ class LineCountingReader(SimpleSingerReader):
             message = _DECODER.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError):
             message = cls._parse_slowly(raw, number)
+        except RecursionError:
+            raise BadInputLine(
+                f"line {number}: values are nested too deeply to read: flatten the record in the tap"
+            ) from None
         return cls._check(message, number)
 
     @classmethod
@@ -103,6 +107,10 @@ class LineCountingReader(SimpleSingerReader):
         where it too fails its error says what is wrong and where in terms a user can find in the line."""
         try:
             return deserialize_json(cls._decode(raw, number))
+        except RecursionError:
+            raise BadInputLine(
+                f"line {number}: values are nested too deeply to read: flatten the record in the tap"
+            ) from None
         except json.JSONDecodeError as exc:
             raise BadInputLine(
                 f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}): fix the tap output"
@@ -125,6 +133,15 @@ class LineCountingReader(SimpleSingerReader):
             raise BadInputLine(
                 f"line {number}: {record_type} message is missing the {', '.join(repr(k) for k in missing)} "
                 "key(s): fix the tap output"
+            )
+        if "stream" in message and not isinstance(message["stream"], str):
+            raise BadInputLine(
+                f"line {number}: 'stream' must be a string, got {message['stream']!r}: fix the tap output"
+            )
+        if record_type == "RECORD" and not isinstance(message["record"], dict):
+            raise BadInputLine(
+                f"line {number}: RECORD's 'record' must be a JSON object of fields, got "
+                f"{type(message['record']).__name__}: fix the tap output"
             )
         if record_type == "SCHEMA":
             schema = message["schema"]

@@ -15,11 +15,12 @@ from target_salesforce.budget import ApiBudget, ApiBudgetReached
 from target_salesforce.client import SalesforceClient
 from tests.target.conftest import TargetResult, record_msg, schema_msg, state_msg, string_props, write_calls
 
-RECORDS = 600
-BATCH = 30  # rows per batch, and a STATE after every BATCH records
-REJECTED_INDEX = 40  # a record our own checks reject (name too long), in the second batch
-# API calls per batch: one Collections request, or a Bulk job (create, upload, close, polls, two result reads).
-CALLS_PER_BATCH = {"rest": 1, "bulk": 8}
+RECORDS = 10_000  # the fault matrix's size: the limit is reached mid-run on 10,000 records in each write path
+BATCH = 500  # rows per batch, and a STATE after every BATCH records
+REJECTED_INDEX = 740  # a record our own checks reject (name too long), in the second batch
+# API calls per batch: three Collections requests (200 rows each), or a Bulk job (create, upload, close, polls,
+# two result reads).
+CALLS_PER_BATCH = {"rest": 3, "bulk": 8}
 SETUP_CALLS = 2  # object list and describe, before the first write
 EXIT_API_LIMIT = 75
 

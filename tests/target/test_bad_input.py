@@ -34,6 +34,33 @@ INPUT_CASES: dict[str, tuple[dict[str, Any], list[Any], int, tuple[str, ...]]] =
     "missing type": (CONTACT, [{"stream": "contacts"}], 1, ("line 1:", "'type'")),
     "missing stream": (CONTACT, [SCHEMA, {"type": "RECORD", "record": {"LastName": "x"}}], 1, ("line 2:", "'stream'")),
     "missing record": (CONTACT, [SCHEMA, {"type": "RECORD", "stream": "contacts"}], 1, ("line 2:", "'record'")),
+    "non-string key": (
+        CONTACT,
+        [SCHEMA, '{"type": "RECORD", "stream": "contacts", "record": {1: "x"}}'],
+        1,
+        ("line 2:", "not valid JSON"),
+    ),
+    "record not an object": (
+        CONTACT,
+        [SCHEMA, {"type": "RECORD", "stream": "contacts", "record": [1]}],
+        1,
+        ("line 2:", "JSON object", "list"),
+    ),
+    "stream not a string": (
+        CONTACT,
+        [SCHEMA, {"type": "RECORD", "stream": 5, "record": {}}],
+        1,
+        ("line 2:", "'stream'", "5"),
+    ),
+    "values nested too deeply": (
+        CONTACT,
+        [
+            SCHEMA,
+            '{"type": "RECORD", "stream": "contacts", "record": {"Email": ' + "[" * 100_000 + "]" * 100_000 + "}}",
+        ],
+        1,
+        ("line 2:", "nested too deeply"),
+    ),
     "schema message without schema": (CONTACT, [{"type": "SCHEMA", "stream": "contacts"}], 1, ("line 1:", "'schema'")),
     "schema not valid JSON Schema": (
         CONTACT,
@@ -207,3 +234,11 @@ def test_certificate_that_does_not_verify(sf, emulator, tmp_path, base_config) -
     proc = run_raw(emulator, tmp_path, str(config), encode_lines([SCHEMA, RECORD]), ca_bundle=str(other_ca))
     assert_one_line_failure(proc, "certificate", "REQUESTS_CA_BUNDLE")
     assert sf.query("SELECT Id FROM Contact")["totalSize"] == 0
+
+
+def test_huge_value_is_rejected_naming_its_field(sf, run_target, base_config) -> None:
+    huge = record_msg("contacts", {"LastName": "x" * 5_000_000, "Email": "big@example.com"})
+    result = run_target({**base_config, **CONTACT}, [SCHEMA, huge, RECORD])
+    result.assert_ok()
+    assert [(r["error_code"], r["fields"]) for r in result.rejects] == [("STRING_TOO_LONG", ["LastName"])]
+    assert [r["LastName"] for r in sf.query_all("SELECT LastName FROM Contact")["records"]] == ["Ng"]
