@@ -1,4 +1,4 @@
-"""Object and field metadata, asked for once per run: one describeGlobal, one describe per object.
+"""Object and field metadata, asked for once per run: one describe per object, describeGlobal only when needed.
 
 Every sink needs its object's describe before its first write, and streams of the same object (or parents reached
 through lookups) ask again; Salesforce counts each describe against the daily API limit, so the answers are kept.
@@ -7,12 +7,15 @@ through lookups) ask again; Salesforce counts each describe against the daily AP
 from __future__ import annotations
 
 import difflib
+import re
 import threading
 from typing import Any, Protocol
 
-from target_salesforce.errors import ConfigError
+from target_salesforce.errors import ConfigError, SalesforceApiError
 
 DISCOVERY_COMMAND = "target-salesforce-describe"
+# What an object API name can be (Account, My_Object__c, ns__Obj__c): anything else is not sent in a URL path.
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 class JsonClient(Protocol):
@@ -39,38 +42,47 @@ class DescribeCache:
             return self._names
 
     def describe(self, sobject: str) -> dict:
-        """The object's describe, whatever the case of ``sobject``; an unknown name is a ConfigError."""
-        name = self.canonical_name(sobject)
-        with self._object_lock(name):
-            return self._describe_unlocked(name)
+        """The object's describe, whatever the case of ``sobject``; an unknown name is a ConfigError.
+
+        Asked for directly, without describeGlobal first: a run that names its objects costs one call per object.
+        The object list is read only to explain a name Salesforce does not know.
+        """
+        key = sobject.strip().lower()
+        with self._object_lock(key):
+            if key not in self._describes:
+                self._describes[key] = self._fetch(sobject.strip())
+            return self._describes[key]
 
     def field_map(self, sobject: str) -> dict[str, dict]:
         """Lower-case field name → field describe: Salesforce field names are case-insensitive."""
-        name = self.canonical_name(sobject)
-        with self._object_lock(name):
-            if name not in self._field_maps:
-                fields = self._describe_unlocked(name)["fields"]
-                self._field_maps[name] = {field["name"].lower(): field for field in fields}
-            return self._field_maps[name]
+        describe = self.describe(sobject)
+        key = describe["name"].lower()
+        with self._object_lock(key):
+            if key not in self._field_maps:
+                self._field_maps[key] = {field["name"].lower(): field for field in describe["fields"]}
+            return self._field_maps[key]
 
     def canonical_name(self, sobject: str) -> str:
         """The API name of ``sobject``, or a ConfigError that suggests close names and the discovery command."""
+        return self.describe(sobject)["name"]
+
+    def _fetch(self, sobject: str) -> dict:
+        if _API_NAME.fullmatch(sobject):
+            try:
+                return self._client.json("GET", f"sobjects/{sobject}/describe")
+            except SalesforceApiError as exc:
+                if exc.status != 404:
+                    raise
+        raise self._unknown(sobject)
+
+    def _unknown(self, sobject: str) -> ConfigError:
         names = self.object_names()
-        name = names.get(sobject.strip().lower())
-        if name is not None:
-            return name
         close = difflib.get_close_matches(sobject.lower(), list(names), n=3, cutoff=0.6)
         hint = f"did you mean {', '.join(names[c] for c in close)}? " if close else ""
-        raise ConfigError(
+        return ConfigError(
             f"Salesforce object {sobject!r} does not exist or is not visible to this user; {hint}"
             f"list the objects with `{DISCOVERY_COMMAND}`"
         )
-
-    def _describe_unlocked(self, name: str) -> dict:
-        """The cached describe; the caller holds the object's lock so that only one thread asks."""
-        if name not in self._describes:
-            self._describes[name] = self._client.json("GET", f"sobjects/{name}/describe")
-        return self._describes[name]
 
     def _object_lock(self, name: str) -> threading.Lock:
         with self._lock:
