@@ -149,3 +149,30 @@ def write_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for c in calls
         if c["method"] in WRITE_METHODS and "/services/oauth2/" not in c["path"] and "/_emulator" not in c["path"]
     ]
+
+
+def parent_child_config(base_config: dict[str, Any], api: str, **extra: Any) -> dict[str, Any]:
+    """Contacts that look up their Account through its external id, and the Accounts, in one run."""
+    return {
+        **base_config,
+        "api": api,
+        "streams": {
+            "contacts": {
+                "object": "Contact",
+                "match_field": "External_Id__c",
+                "field_mapping": {"key": "External_Id__c", "name": "LastName", "account_key": "Account.External_Id__c"},
+            },
+            "accounts": {
+                "object": "Account",
+                "match_field": "External_Id__c",
+                "field_mapping": {"key": "External_Id__c", "name": "Name"},
+            },
+        },
+        **extra,
+    }
+
+
+PARENT_CHILD_SCHEMAS = [
+    schema_msg("contacts", string_props("key", "name", "account_key"), ["key"]),
+    schema_msg("accounts", string_props("key", "name"), ["key"]),
+]

@@ -13,7 +13,16 @@ import pytest
 
 from target_salesforce.budget import ApiBudget, ApiBudgetReached
 from target_salesforce.client import SalesforceClient
-from tests.target.conftest import TargetResult, record_msg, schema_msg, state_msg, string_props, write_calls
+from tests.target.conftest import (
+    PARENT_CHILD_SCHEMAS,
+    TargetResult,
+    parent_child_config,
+    record_msg,
+    schema_msg,
+    state_msg,
+    string_props,
+    write_calls,
+)
 
 RECORDS = 10_000  # the fault matrix's size: the limit is reached mid-run on 10,000 records in each write path
 BATCH = 500  # rows per batch, and a STATE after every BATCH records
@@ -129,26 +138,9 @@ def test_budget_reached_before_the_first_write_writes_nothing(sf, emulator, run_
 
 
 def test_no_state_covers_a_child_waiting_for_its_parent_when_the_run_stops(sf, emulator, run_target, base_config):
-    config = {
-        **base_config,
-        "api": "rest",
-        "batch_size_rows": 2,
-        "streams": {
-            "contacts": {
-                "object": "Contact",
-                "match_field": "External_Id__c",
-                "field_mapping": {"key": "External_Id__c", "name": "LastName", "account_key": "Account.External_Id__c"},
-            },
-            "accounts": {
-                "object": "Account",
-                "match_field": "External_Id__c",
-                "field_mapping": {"key": "External_Id__c", "name": "Name"},
-            },
-        },
-    }
+    config = parent_child_config(base_config, "rest", batch_size_rows=2)
     head = [
-        schema_msg("contacts", string_props("key", "name", "account_key"), ["key"]),
-        schema_msg("accounts", string_props("key", "name"), ["key"]),
+        *PARENT_CHILD_SCHEMAS,
         record_msg("accounts", {"key": "a0", "name": "A0"}),
         record_msg("contacts", {"key": "c0", "name": "C0", "account_key": "a5"}),  # a5 comes later: c0 waits
         record_msg("contacts", {"key": "c1", "name": "C1", "account_key": "a0"}),  # full: a0, then c1 written

@@ -16,7 +16,9 @@ import pytest
 from target_salesforce.dependencies import find_cycle, levels
 from tests.conftest import start_emulator
 from tests.target.conftest import (
+    PARENT_CHILD_SCHEMAS,
     encode,
+    parent_child_config,
     record_msg,
     schema_msg,
     state_msg,
@@ -27,32 +29,6 @@ from tests.target.conftest import (
 )
 
 APIS = ("rest", "bulk")
-
-
-def config_for(base_config: dict[str, Any], api: str, **extra: Any) -> dict[str, Any]:
-    return {
-        **base_config,
-        "api": api,
-        "streams": {
-            "contacts": {
-                "object": "Contact",
-                "match_field": "External_Id__c",
-                "field_mapping": {"key": "External_Id__c", "name": "LastName", "account_key": "Account.External_Id__c"},
-            },
-            "accounts": {
-                "object": "Account",
-                "match_field": "External_Id__c",
-                "field_mapping": {"key": "External_Id__c", "name": "Name"},
-            },
-        },
-        **extra,
-    }
-
-
-SCHEMAS = [
-    schema_msg("contacts", string_props("key", "name", "account_key"), ["key"]),
-    schema_msg("accounts", string_props("key", "name"), ["key"]),
-]
 
 
 def contacts_by_account(sf: Any) -> dict[str, str | None]:
@@ -77,11 +53,11 @@ def written_objects(calls: list[dict[str, Any]]) -> list[str]:
 @pytest.mark.parametrize("api", APIS)
 def test_parents_are_written_first_whatever_the_stream_order(sf, run_target, base_config, api) -> None:
     messages = [
-        *SCHEMAS,
+        *PARENT_CHILD_SCHEMAS,
         *(record_msg("contacts", {"key": f"c{i}", "name": f"C{i}", "account_key": f"a{i % 2}"}) for i in range(4)),
         *(record_msg("accounts", {"key": f"a{i}", "name": f"A{i}"}) for i in range(2)),
     ]
-    result = run_target(config_for(base_config, api), messages)
+    result = run_target(parent_child_config(base_config, api), messages)
     result.assert_ok()
 
     assert contacts_by_account(sf) == {"c0": "a0", "c1": "a1", "c2": "a0", "c3": "a1"}
@@ -92,14 +68,14 @@ def test_parents_are_written_first_whatever_the_stream_order(sf, run_target, bas
 
 def test_a_full_child_batch_drains_its_parents_first(sf, run_target, base_config) -> None:
     messages = [
-        *SCHEMAS,
+        *PARENT_CHILD_SCHEMAS,
         record_msg("accounts", {"key": "a0", "name": "A0"}),
         record_msg("contacts", {"key": "c0", "name": "C0", "account_key": "a0"}),
         record_msg("contacts", {"key": "c1", "name": "C1", "account_key": "a0"}),  # contacts full: drains
         record_msg("accounts", {"key": "a1", "name": "A1"}),
         record_msg("contacts", {"key": "c2", "name": "C2", "account_key": "a1"}),
     ]
-    result = run_target(config_for(base_config, "rest", batch_size_rows=2), messages)
+    result = run_target(parent_child_config(base_config, "rest", batch_size_rows=2), messages)
     result.assert_ok()
 
     assert contacts_by_account(sf) == {"c0": "a0", "c1": "a0", "c2": "a1"}
@@ -114,14 +90,14 @@ def test_children_wait_for_a_parent_not_read_yet(sf, run_target, base_config, tm
     """A child batch that fills before its parent record is even read is deferred to the next full drain."""
     results_path = tmp_path / "results.jsonl"
     messages = [
-        *SCHEMAS,
+        *PARENT_CHILD_SCHEMAS,
         record_msg("contacts", {"key": "c0", "name": "Old", "account_key": "a0"}),
         record_msg("contacts", {"key": "c1", "name": "C1", "account_key": "a0"}),  # full before a0: deferred
         record_msg("contacts", {"key": "c0", "name": "New", "account_key": "a0"}),  # a newer c0 replaces the deferred
         record_msg("contacts", {"key": "c2", "name": "C2", "account_key": "a0"}),  # full again: deferred again
         record_msg("accounts", {"key": "a0", "name": "A0"}),
     ]
-    config = config_for(base_config, "rest", batch_size_rows=2, results_path=str(results_path))
+    config = parent_child_config(base_config, "rest", batch_size_rows=2, results_path=str(results_path))
     result = run_target(config, messages)
     result.assert_ok()
 
@@ -145,13 +121,13 @@ def test_children_wait_for_a_parent_not_read_yet(sf, run_target, base_config, tm
 
 def test_children_whose_parent_never_comes_are_rejected_before_the_state(sf, run_target, base_config) -> None:
     messages = [
-        *SCHEMAS,
+        *PARENT_CHILD_SCHEMAS,
         record_msg("accounts", {"key": "a0", "name": "A0"}),
         record_msg("contacts", {"key": "c0", "name": "C0", "account_key": "a9"}),
         record_msg("contacts", {"key": "c1", "name": "C1", "account_key": "a0"}),  # full: c0 deferred, c1 written
         state_msg({"bookmark": 1}),
     ]
-    result = run_target(config_for(base_config, "bulk", batch_size_rows=2), messages)
+    result = run_target(parent_child_config(base_config, "bulk", batch_size_rows=2), messages)
     result.assert_ok()
 
     assert contacts_by_account(sf) == {"c1": "a0"}
