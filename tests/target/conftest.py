@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterable
@@ -107,6 +108,34 @@ def base_config(emulator: Any, tmp_path: Path) -> dict[str, Any]:
 
 RunTarget = Callable[..., TargetResult]
 
+# Settings whose values are secrets, and what a Salesforce session id (access token) looks like: <org id>!<opaque>.
+SECRET_SETTINGS = ("client_secret", "refresh_token", "password", "security_token", "private_key", "access_token")
+SESSION_ID = re.compile(r"00D\w{12,15}![\w.]{20,}")
+
+
+def pem_body(pem: str) -> list[str]:
+    """The base64 lines of a PEM key (long enough to be recognisable)."""
+    return [line for line in pem.splitlines() if line and not line.startswith("-----") and len(line) > 20]
+
+
+def secret_values(emulator: Any, config: dict[str, Any]) -> list[str]:
+    """The emulator's demo secrets and the secret settings of ``config``: none may ever leave the target."""
+    values = [emulator[k] for k in ("client_secret", "refresh_token", "password", "security_token")]
+    values.extend(pem_body(Path(emulator["private_key"]).read_text()))
+    for key in SECRET_SETTINGS:
+        value = config.get(key)
+        if isinstance(value, str):
+            values.extend(pem_body(value) if "-----BEGIN" in value else [value])
+    return [v for v in values if isinstance(v, str) and len(v) >= 8]  # a short value would match by chance
+
+
+def assert_no_secrets(outputs: dict[str, str], secrets: Iterable[str]) -> None:
+    for name, text in outputs.items():
+        for secret in secrets:
+            assert secret not in text, f"a secret appears in {name}"
+        assert "Bearer " not in text, name
+        assert not SESSION_ID.search(text), f"a session id appears in {name}"
+
 
 @pytest.fixture
 def run_target(emulator: Any, tmp_path: Path) -> RunTarget:
@@ -128,13 +157,20 @@ def run_target(emulator: Any, tmp_path: Path) -> RunTarget:
             check=False,
         )
         after = rejects_path.read_text(encoding="utf-8").splitlines() if rejects_path.exists() else []
-        return TargetResult(
+        result = TargetResult(
             returncode=proc.returncode,
             stdout_lines=[line for line in proc.stdout.decode("utf-8").splitlines() if line.strip()],
             stderr=proc.stderr.decode("utf-8", errors="replace"),
             rejects=[json.loads(line) for line in after[len(before) :]],
             calls=emulator.calls()[calls_before:],
         )
+        # Every run of the suite, whatever its scenario, is also a check that no secret leaves the target.
+        outputs = {"stdout": proc.stdout.decode("utf-8"), "stderr": result.stderr, "rejects": "\n".join(after)}
+        results_path = config.get("results_path")
+        if results_path and Path(results_path).exists():
+            outputs["results"] = Path(results_path).read_text(encoding="utf-8")
+        assert_no_secrets(outputs, secret_values(emulator, config))
+        return result
 
     return run
 
