@@ -125,7 +125,7 @@ def account() -> ObjectDef:
         _text("Description", "Account Description", 32000, type="textarea"),
         *_address("Billing", "Billing"),
         *_address("Shipping", "Shipping"),
-        _reference("ParentId", "Parent Account ID", "Account", "Parent"),
+        _reference("ParentId", "Parent Account ID", "Account", "Parent", child_relationship="ChildAccounts"),
         _external_id("External_Id__c", "External Id"),
     ]
     return ObjectDef("Account", "001", fields, label="Account", label_plural="Accounts")
@@ -135,7 +135,9 @@ def contact() -> ObjectDef:
     fields = [
         *system_fields("Contact"),
         *_person_name_fields(),
-        _reference("AccountId", "Account ID", "Account", "Account"),
+        # Deleting an Account sends its Contacts (and Opportunities) to the Recycle Bin with it: describe reports
+        # cascadeDelete on these standard relationships (sources in docs/emulator-design.md).
+        _reference("AccountId", "Account ID", "Account", "Account", cascade_delete=True, child_relationship="Contacts"),
         # Email identifies a contact for upsert (idLookup) but, unlike an external id, is not unique.
         _text("Email", "Email", 80, type="email", id_lookup=True),
         _text("Phone", "Business Phone", 40, type="phone"),
@@ -189,7 +191,9 @@ def opportunity() -> ObjectDef:
         FieldDef("CloseDate", "date", "Close Date", nillable=False),
         _number("Amount", "currency", "Amount", 18, 2),
         _number("Probability", "percent", "Probability (%)", 3, 0),
-        _reference("AccountId", "Account ID", "Account", "Account"),
+        _reference(
+            "AccountId", "Account ID", "Account", "Account", cascade_delete=True, child_relationship="Opportunities"
+        ),
         _picklist("Type", "Opportunity Type", ("Existing Customer - Upgrade", "New Customer")),
         _picklist("LeadSource", "Lead Source", _LEAD_SOURCES),
         _text("Description", "Description", 32000, type="textarea"),
@@ -226,7 +230,7 @@ def widget() -> ObjectDef:
             restricted_picklist=True,
             **custom,
         ),
-        _reference("Account__c", "Account", "Account", "Account__r", **custom),
+        _reference("Account__c", "Account", "Account", "Account__r", child_relationship="Widgets__r", **custom),
         _text("Secret__c", "Secret", 175, type="encryptedstring", **custom),
         FieldDef("Payload__c", "base64", "Payload", length=32000000, **custom),
         _external_id("Widget_Key__c", "Widget Key", 80),

@@ -141,40 +141,25 @@ class Collections:
     ) -> Response:
         """Write each (op, object, rows, ext_field, positions) batch and place its SaveResults by position.
 
-        Each batch is atomic in the store. A request of several batches (several objects) holds the store
-        lock throughout, and when a later batch fails the request (allOrNone, or a whole-request error) the
-        records created by earlier batches are removed again. Limitation: the store offers no transaction
-        spanning batches, so an earlier batch's updates or deletes of another object are not undone.
+        The whole request is one store transaction (``Store.atomic``). With allOrNone, a failing batch (or a
+        whole-request error) undoes every batch of the request, creates, updates and deletes of other objects
+        alike: the failing records keep their errors and every other record is rolled back.
         """
         if all_or_none and any(r is not None for r in results):
             jobs = []
-        created: list[tuple[ObjectDef, str, int]] = []
-        with self.store.lock:
+        with self.store.atomic() as roll_back:
             for op, obj, rows, ext_field, positions in jobs:
-                try:
-                    saved = self.store.write(
-                        op, obj.name, rows, ext_field=ext_field, all_or_none=all_or_none, lock_row=self.faults.lock_row
-                    )
-                except ApiError:
-                    self._undo(created, results)
-                    raise
+                saved = self.store.write(
+                    op, obj.name, rows, ext_field=ext_field, all_or_none=all_or_none, lock_row=self.faults.lock_row
+                )
                 for position, result in zip(positions, saved, strict=True):
                     results[position] = result
-                    if result["success"] and result.get("created"):
-                        created.append((obj, result["id"], position))
                 if all_or_none and not all(r["success"] for r in saved):
-                    self._undo(created, results)
+                    roll_back()
+                    _mark_rolled_back(results)
                     break
         final = [_shaped(r, keep_created) for r in _filled(results)]
         return json_response(200, final, records=len(final))
-
-    def _undo(self, created: list[tuple[ObjectDef, str, int]], results: list[dict[str, Any] | None]) -> None:
-        """Remove records created earlier in this request; their results become "rolled back"."""
-        for obj, group in groupby(created, key=lambda c: c[0]):
-            entries = list(group)
-            self.store.write("hardDelete", obj.name, [{"Id": record_id} for _, record_id, _ in entries])
-            for _, _, position in entries:
-                results[position] = None
 
     # --- retrieve ------------------------------------------------------------------------------------
 
@@ -208,6 +193,14 @@ class Collections:
 
 def _fields(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "attributes"}
+
+
+def _mark_rolled_back(results: list[dict[str, Any] | None]) -> None:
+    """Records saved by earlier batches are undone: an existing record keeps its id, a created one has none."""
+    for position, result in enumerate(results):
+        if result is not None and result["success"]:
+            rid = None if result.get("created") else result["id"]
+            results[position] = {"id": rid, "success": False, "errors": [dict(ROLLED_BACK)]}
 
 
 def _filled(results: list[dict[str, Any] | None]) -> Iterator[dict[str, Any]]:

@@ -124,7 +124,7 @@ class RestApi:
             return self._create(req, obj)
         if len(parts) == 2 and parts[1].lower() == "describe":
             require_method(req, "GET")
-            return json_response(200, obj.describe(version))
+            return json_response(200, obj.describe(version, self.store.schema.children(obj)))
         if len(parts) == 2:
             require_method(req, "GET", "PATCH", "DELETE")
             record_id = self._record_id(obj, parts[1])

@@ -73,6 +73,11 @@ class FieldDef:
     restricted_picklist: bool = False
     reference_to: tuple[str, ...] = ()
     relationship_name: str | None = None
+    # A reference field's delete rule: true, its records are deleted with the parent (Contact.AccountId); false,
+    # the field is cleared, the default of a lookup ("Clear the value of this field"). See docs/emulator-design.md.
+    cascade_delete: bool = False
+    # The name the parent's describe gives this relationship in ``childRelationships`` (``Contacts``).
+    child_relationship: str | None = None
     # Value set on create when the field is ``defaulted_on_create`` and the request leaves it out.
     default_value: Any = None
     # Component fields of a compound field (address/location), in describe order.
@@ -179,6 +184,8 @@ class FieldDef:
             restricted_picklist=bool(data.get("restrictedPicklist", False)),
             reference_to=tuple(data.get("referenceTo") or ()),
             relationship_name=data.get("relationshipName"),
+            # A describe file's field may carry the flag; the parent's childRelationships is where describe shows it.
+            cascade_delete=bool(data.get("cascadeDelete", False)),
             default_value=data.get("defaultValue"),
         )
 
@@ -244,10 +251,23 @@ class ObjectDef:
             },
         }
 
-    def describe(self, version: str) -> dict[str, Any]:
+    def describe(self, version: str, children: Iterable[tuple[ObjectDef, FieldDef]] = ()) -> dict[str, Any]:
+        """Describe output; ``children`` are the reference fields of other objects pointing here."""
         out = self.global_entry(version)
         out["fields"] = [f.describe() for f in self.fields]
-        out["childRelationships"] = []
+        out["childRelationships"] = [
+            {
+                "cascadeDelete": field.cascade_delete,
+                "childSObject": child.name,
+                "deprecatedAndHidden": False,
+                "field": field.name,
+                "junctionIdListNames": [],
+                "junctionReferenceTo": [],
+                "relationshipName": field.child_relationship,
+                "restrictedDelete": False,
+            }
+            for child, field in children
+        ]
         out["recordTypeInfos"] = []
         return out
 
@@ -285,6 +305,16 @@ class Schema:
 
     def __iter__(self) -> Iterator[ObjectDef]:
         return iter(self._by_lower.values())
+
+    def children(self, parent: ObjectDef) -> list[tuple[ObjectDef, FieldDef]]:
+        """Every (object, reference field) that can point at a ``parent`` record, self-references included."""
+        name = parent.name.lower()
+        return [
+            (obj, f)
+            for obj in self
+            for f in obj.fields
+            if f.type == "reference" and any(target.lower() == name for target in f.reference_to)
+        ]
 
     def load_file(self, path: str | Path) -> list[ObjectDef]:
         """Add the objects of a describe file: one describe object, a list of them, or ``{"sobjects": [...]}``."""

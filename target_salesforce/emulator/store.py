@@ -15,7 +15,8 @@ import json
 import sqlite3
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -182,6 +183,24 @@ class Store:
             for table in self._tables.values():
                 self._conn.execute(f"DELETE FROM {table.sql}")
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def atomic(self) -> Iterator[Callable[[], None]]:
+        """Hold the lock and make every write inside one transaction; yields a function that undoes them all.
+
+        sObject Collections' allOrNone spans the whole request, which may write several objects in several
+        batches: each batch's savepoint nests in this one. Leaving the block by an exception undoes everything.
+        """
+        with self.lock:
+            conn = self._conn
+            conn.execute("SAVEPOINT request")
+            try:
+                yield lambda: conn.execute("ROLLBACK TO request")
+            except BaseException:
+                conn.execute("ROLLBACK TO request")
+                conn.execute("RELEASE request")
+                raise
+            conn.execute("RELEASE request")
 
     def write(
         self,
@@ -568,24 +587,49 @@ class _Batch:
     def _save(self, parsed: Sequence[Any], ok: list[int]) -> None:
         if not ok:
             return
-        conn, table, now = self.conn, self.table, self.now
-        conn.execute("BEGIN")
+        # A savepoint, not BEGIN: inside ``Store.atomic`` the batch nests in the request's transaction.
+        conn = self.conn
+        conn.execute("SAVEPOINT batch")
         try:
             if self.op in ("delete", "hardDelete"):
-                ids = [(self.ids[i],) for i in ok]
-                if self.op == "hardDelete":
-                    conn.executemany(f"DELETE FROM {table.sql} WHERE Id = ?", ids)
-                else:
-                    conn.executemany(
-                        f"UPDATE {table.sql} SET IsDeleted = 1, LastModifiedDate = ?, SystemModstamp = ? WHERE Id = ?",
-                        [(now, now, rid) for (rid,) in ids],
-                    )
+                self._delete(self.table, [rid for i in ok if (rid := self.ids[i]) is not None])
             else:
                 self._save_values(parsed, ok)
-            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
             raise
+        conn.execute("RELEASE batch")
+
+    def _delete(self, table: _Table, ids: list[str]) -> None:
+        """Delete ``ids`` and apply each child relationship's delete rule to the records pointing at them.
+
+        A cascading relationship (``cascade_delete``: Contact.AccountId) deletes the children the same way, soft or
+        hard, and their own children in turn; any other lookup is cleared on the live children. A hard delete
+        also reaches children already in the Recycle Bin, so no row keeps an id that no longer exists (inferred).
+        """
+        conn, now, hard = self.conn, self.now, self.op == "hardDelete"
+        if hard:
+            conn.executemany(f"DELETE FROM {table.sql} WHERE Id = ?", [(rid,) for rid in ids])
+        else:
+            conn.executemany(
+                f"UPDATE {table.sql} SET IsDeleted = 1, LastModifiedDate = ?, SystemModstamp = ? WHERE Id = ?",
+                [(now, now, rid) for rid in ids],
+            )
+        # Rows already deleted (soft) or gone (hard) are never selected again, so a cycle of references ends.
+        live = "" if hard else " AND IsDeleted = 0"
+        parents = _json_list(ids)
+        for child_obj, field in self.store.schema.children(table.obj):
+            child, column = self.store._table(child_obj.name), _quote(field.name)
+            pointing = f"{column} IN (SELECT value FROM json_each(?)){live}"
+            if field.cascade_delete:
+                orphans = [row[0] for row in conn.execute(f"SELECT Id FROM {child.sql} WHERE {pointing}", (parents,))]
+                if orphans:
+                    self._delete(child, orphans)
+            else:
+                conn.execute(
+                    f"UPDATE {child.sql} SET {column} = NULL, SystemModstamp = ? WHERE {pointing}", (now, parents)
+                )
 
     def _save_values(self, parsed: Sequence[Any], ok: list[int]) -> None:
         """Rows with the same columns go in one ``executemany``; system fields are literals of the statement."""

@@ -519,6 +519,19 @@ def test_insert_update_upsert_delete_and_hard_delete(sf: Salesforce) -> None:
     assert ids[1] not in every  # hard-deleted: gone
 
 
+def test_deleting_accounts_cascades_soft_or_hard_to_their_contacts(sf: Salesforce) -> None:
+    soft, hard = (sf.Account.create({"Name": name})["id"] for name in ("soft", "hard"))
+    kept, erased = (sf.Contact.create({"LastName": "Ng", "AccountId": parent})["id"] for parent in (soft, hard))
+    sf.bulk2.Account.delete(records=[{"Id": soft}], wait=0.05)
+    sf.bulk2.Account.hard_delete(records=[{"Id": hard}], wait=0.05)
+    every = {
+        r["Id"]: r["IsDeleted"]
+        for r in sf.query_all("SELECT Id, IsDeleted FROM Contact", include_deleted=True)["records"]
+    }
+    assert every[kept] is True  # the soft-deleted account's contact is in the Recycle Bin
+    assert erased not in every and len(every) == 1  # the hard-deleted one's is gone
+
+
 @pytest.mark.parametrize("line_ending", [LineEnding.LF, LineEnding.CRLF])
 @pytest.mark.parametrize("delimiter", [ColumnDelimiter.COMMA, ColumnDelimiter.TAB, ColumnDelimiter.SEMICOLON])
 def test_awkward_values_round_trip(sf: Salesforce, line_ending: LineEnding, delimiter: ColumnDelimiter) -> None:

@@ -74,6 +74,31 @@ def test_all_or_none_across_objects_removes_earlier_chunks(sf: Salesforce) -> No
     assert count(sf, "Account") == 0 and count(sf, "Contact") == 0
 
 
+def test_all_or_none_across_objects_rolls_back_an_earlier_update(sf: Salesforce) -> None:
+    acme = sf.Account.create({"Name": "Acme"})["id"]
+    contact = sf.Contact.create({"LastName": "Ng"})["id"]
+    records = [
+        {"attributes": {"type": "Account"}, "id": acme, "Name": "renamed"},
+        {"attributes": {"type": "Contact"}, "id": contact, "LastName": None},
+    ]
+    results = collection(sf, "PATCH", records, allOrNone=True)
+    assert [codes(r) for r in results] == [[ROLLED_BACK], ["REQUIRED_FIELD_MISSING"]]
+    assert results[0]["id"] == acme and not results[0]["success"]
+    assert sf.Account.get(acme)["Name"] == "Acme"
+    results = collection(sf, "PATCH", records[:1], allOrNone=True)
+    assert results[0]["success"] and sf.Account.get(acme)["Name"] == "renamed"
+
+
+def test_delete_of_an_account_cascades_to_its_contacts(emulator: EmulatorProcess, sf: Salesforce) -> None:
+    acme = sf.Account.create({"Name": "Acme"})["id"]
+    contact = sf.Contact.create({"LastName": "Ng", "AccountId": acme})["id"]
+    params = {"ids": acme, "allOrNone": "false"}
+    resp = emulator.http.delete(emulator.api_url("composite/sobjects"), params=params, headers=emulator.auth_headers())
+    assert [r["success"] for r in resp.json()] == [True]
+    [row] = sf.query_all(f"SELECT Id, IsDeleted FROM Contact WHERE Id = '{contact}'", include_deleted=True)["records"]
+    assert row["IsDeleted"] is True and count(sf, "Contact") == 0
+
+
 def test_more_than_200_records_is_exceeded_id_limit(emulator: EmulatorProcess, sf: Salesforce) -> None:
     resp = emulator.http.post(
         emulator.api_url("composite/sobjects"),

@@ -162,6 +162,27 @@ def test_read_with_unknown_field_is_invalid_field(emulator: EmulatorProcess, sf:
     ]
 
 
+def test_delete_of_an_account_cascades_to_contacts_and_clears_widget_lookups(
+    emulator: EmulatorProcess, sf: Salesforce
+) -> None:
+    widget = sf.Widget__c.create(widget_with_account(sf, "cascade"))["id"]
+    acme = sf.Widget__c.get(widget)["Account__c"]
+    contact = sf.Contact.create({"LastName": "Ng", "AccountId": acme})["id"]
+    assert api(emulator, "DELETE", f"sobjects/Account/{acme}").status_code == 204
+    every = sf.query_all("SELECT Id, IsDeleted, AccountId FROM Contact", include_deleted=True)["records"]
+    assert [(r["Id"], r["IsDeleted"], r["AccountId"]) for r in every] == [(contact, True, acme)]
+    assert sf.Widget__c.get(widget)["Account__c"] is None
+
+
+def test_describe_lists_child_relationships_with_their_delete_rule(sf: Salesforce) -> None:
+    children = {(c["childSObject"], c["field"]): c for c in sf.Account.describe()["childRelationships"]}
+    assert children[("Contact", "AccountId")]["cascadeDelete"] is True
+    assert children[("Contact", "AccountId")]["relationshipName"] == "Contacts"
+    assert children[("Opportunity", "AccountId")]["cascadeDelete"] is True
+    assert children[("Widget__c", "Account__c")]["cascadeDelete"] is False
+    assert children[("Account", "ParentId")]["cascadeDelete"] is False
+
+
 def test_update_or_delete_of_missing_record_is_404(emulator: EmulatorProcess) -> None:
     missing = "0035g00000AAAAAAAA"
     for method in ("PATCH", "DELETE"):

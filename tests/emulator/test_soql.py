@@ -487,11 +487,12 @@ def test_datetime_and_date_literals_against_a_custom_object(store: Store) -> Non
     assert widget["Account__r"]["Name"] == "Globex"
 
 
-def test_a_deleted_parent_is_not_reachable(store: Store) -> None:
+def test_a_deleted_account_takes_its_contacts_out_of_query(store: Store) -> None:
     [acme] = _ids(store, "SELECT Id FROM Account WHERE Name = 'Acme'")
     store.write("delete", "Account", [{"Id": acme}])
-    [ann] = _query(store, "SELECT Account.Name FROM Contact WHERE FirstName = 'Ann'")
-    assert ann["Account"] is None
+    assert _query(store, "SELECT Id FROM Contact WHERE FirstName = 'Ann'") == []
+    [ann] = _query(store, "SELECT IsDeleted, AccountId FROM Contact WHERE FirstName = 'Ann'", include_deleted=True)
+    assert ann["IsDeleted"] is True and ann["AccountId"] == acme  # in the Recycle Bin with its parent
 
 
 def test_a_large_result_is_fast() -> None:

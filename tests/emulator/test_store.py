@@ -436,6 +436,69 @@ def test_soft_delete_then_hard_delete(store: Store) -> None:
     assert count(store, "Account") == 1
 
 
+def _family(store: Store) -> dict[str, str]:
+    """An account with a contact, an opportunity, a widget and a child account; a second account with a contact."""
+    acme, other = account(store), account(store, "Other")
+    [contact, spare] = ok(
+        store.write(
+            "insert", "Contact", [{"LastName": "Kid", "AccountId": acme}, {"LastName": "Spare", "AccountId": other}]
+        )
+    )
+    [deal] = ok(
+        store.write(
+            "insert",
+            "Opportunity",
+            [{"Name": "Deal", "StageName": "Prospecting", "CloseDate": "2025-01-01", "AccountId": acme}],
+        )
+    )
+    [widget] = ok(store.write("insert", "Widget__c", [{"Name": "W", "Account__c": acme}]))
+    subsidiary = account(store, "Sub", ParentId=acme)
+    names = ("acme", "other", "contact", "spare", "deal", "widget", "subsidiary")
+    return dict(zip(names, (acme, other, contact, spare, deal, widget, subsidiary), strict=True))
+
+
+def test_deleting_an_account_cascades_to_contacts_and_opportunities_and_clears_lookups(store: Store) -> None:
+    ids = _family(store)
+    ok(store.write("delete", "Account", [{"Id": ids["acme"]}]))
+    assert count(store, "Contact", f"Id = '{ids['contact']}' AND IsDeleted = 1 AND AccountId = '{ids['acme']}'") == 1
+    assert count(store, "Opportunity", f"Id = '{ids['deal']}' AND IsDeleted = 1") == 1
+    assert store.get("Widget__c", ids["widget"], ["Account__c"]) == {"Account__c": None}
+    assert store.get("Account", ids["subsidiary"], ["ParentId"]) == {"ParentId": None}
+    assert store.get("Contact", ids["spare"], ["AccountId"]) == {"AccountId": ids["other"]}
+
+
+def test_hard_deleting_an_account_erases_its_contacts(store: Store) -> None:
+    ids = _family(store)
+    ok(store.write("delete", "Contact", [{"Id": ids["spare"]}]))  # already in the Recycle Bin: erased too
+    ok(store.write("hardDelete", "Account", [{"Id": ids["other"]}, {"Id": ids["acme"]}], source="csv"))
+    assert count(store, "Contact") == 0 and count(store, "Opportunity") == 0
+    assert store.get("Widget__c", ids["widget"], ["Account__c"]) == {"Account__c": None}
+
+
+def test_a_failed_delete_cascades_nothing(store: Store) -> None:
+    ids = _family(store)
+    results = store.write("delete", "Account", [{"Id": ids["acme"]}, {"Id": new_id("001")}], all_or_none=True)
+    assert code_of(results[1]) == "INVALID_CROSS_REFERENCE_KEY"
+    assert count(store, "Contact", "IsDeleted = 1") == 0
+    assert store.get("Widget__c", ids["widget"], ["Account__c"]) == {"Account__c": ids["acme"]}
+
+
+def test_atomic_undoes_every_batch_of_the_block(store: Store) -> None:
+    acme = account(store)
+    with store.atomic() as roll_back:
+        ok(store.write("update", "Account", [{"Id": acme, "Name": "renamed"}]))
+        ok(store.write("insert", "Contact", [{"LastName": "Ng", "AccountId": acme}]))
+        roll_back()
+    assert store.get("Account", acme, ["Name"]) == {"Name": "Acme"} and count(store, "Contact") == 0
+    with pytest.raises(ApiError), store.atomic():
+        ok(store.write("delete", "Account", [{"Id": acme}]))
+        store.write("insert", "Nope__c", [{}])
+    assert store.get("Account", acme, ["Name"]) == {"Name": "Acme"}
+    with store.atomic():
+        ok(store.write("update", "Account", [{"Id": acme, "Name": "kept"}]))
+    assert store.get("Account", acme, ["Name"]) == {"Name": "kept"}
+
+
 # ---------------------------------------------------------------------------------------- batch behaviour
 def test_all_or_none_rolls_everything_back(store: Store) -> None:
     existing = account(store)
