@@ -17,6 +17,10 @@ from typing import Any
 
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
+from singer_sdk.exceptions import InvalidJSONSchema
+from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
+
+from target_salesforce.errors import ConfigError
 
 Check = Callable[[Any], bool]
 # A rule is either the set of Python classes a plain "type"-only schema admits, or a compiled check.
@@ -218,3 +222,24 @@ class RecordCheck:
             return None
         where = "/".join(str(part) for part in error.absolute_path)
         return _one_line(f"field '{where}': {error.message}" if where else error.message)
+
+
+class RejectingValidator(BaseJSONSchemaValidator):
+    """Schema validation that sends a non-conforming record to the reject file instead of ending the run.
+
+    singer-sdk's own handling logs a traceback and stops; one bad row among millions should cost that row only.
+    """
+
+    def __init__(self, schema: dict, stream_name: str) -> None:
+        super().__init__(schema)
+        try:
+            inner = JSONSchemaValidator(schema)
+        except InvalidJSONSchema as exc:
+            raise ConfigError(f"Stream '{stream_name}': its SCHEMA message is not valid JSON Schema ({exc}).") from None
+        self._check = RecordCheck(schema, inner.validator)
+        self.errors: dict[int, str] = {}
+
+    def validate(self, record: dict[str, Any]) -> None:
+        problem = self._check.problem(record)
+        if problem is not None:
+            self.errors[id(record)] = problem

@@ -9,16 +9,13 @@ of them, so the STATE singer-sdk emits afterwards never covers a record that is 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from decimal import Decimal
+from dataclasses import replace
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-from singer_sdk.exceptions import InvalidJSONSchema
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
-from singer_sdk.sinks.core import BaseJSONSchemaValidator, JSONSchemaValidator
+from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_salesforce.bulk_writer import NULL as BULK_NULL
 from target_salesforce.collections_writer import MAX_RECORDS as COLLECTIONS_MAX_RECORDS
@@ -29,7 +26,8 @@ from target_salesforce.errors import ConfigError
 from target_salesforce.lookup import find_ids, match_key
 from target_salesforce.mapping import WritePlan, build_plan
 from target_salesforce.outcomes import Outcome, retry_locked_rows
-from target_salesforce.record_check import RecordCheck
+from target_salesforce.record_check import RejectingValidator
+from target_salesforce.rows import Row
 from target_salesforce.settings import DELETE_MODES, StreamSettings, stream_settings
 from target_salesforce.summary import Tally
 
@@ -46,56 +44,6 @@ LOCK_RETRIES = 3
 MAX_DEFERRED_ROWS = 10000
 # Collections rows sent between two checks of the API budget: one round of the writer's parallel requests.
 BUDGET_CHECK_ROWS = 4 * COLLECTIONS_MAX_RECORDS
-
-
-# A batch holds each source record as JSON bytes, a quarter of a dict's memory, for the few that a reject or the
-# results output needs back; numbers keep their digits (Decimal in, JSON number out, Decimal back).
-_RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
-_RECORD_DECODER = msgspec.json.Decoder(float_hook=Decimal)
-
-
-@dataclass(slots=True)
-class Row:
-    """A record on its way: the source record (for the reject file) and the values to send.
-
-    ``delete`` marks a record that deletes its Salesforce record; ``merged`` holds the earlier records of the batch
-    it replaced (same match value), which share its outcome in the results output.
-    """
-
-    source: bytes
-    values: dict[str, Any]
-    delete: bool = False
-    merged: Sequence[dict] = ()
-
-    @classmethod
-    def of(cls, record: dict, values: dict[str, Any], delete: bool = False) -> Row:
-        return cls(_RECORD_ENCODER.encode(record), values, delete)
-
-    @property
-    def record(self) -> dict:
-        """The source record, decoded anew on each use: only rejected or reported rows ever ask."""
-        return _RECORD_DECODER.decode(self.source)
-
-
-class RejectingValidator(BaseJSONSchemaValidator):
-    """Schema validation that sends a non-conforming record to the reject file instead of ending the run.
-
-    singer-sdk's own handling logs a traceback and stops; one bad row among millions should cost that row only.
-    """
-
-    def __init__(self, schema: dict, stream_name: str) -> None:
-        super().__init__(schema)
-        try:
-            inner = JSONSchemaValidator(schema)
-        except InvalidJSONSchema as exc:
-            raise ConfigError(f"Stream '{stream_name}': its SCHEMA message is not valid JSON Schema ({exc}).") from None
-        self._check = RecordCheck(schema, inner.validator)
-        self.errors: dict[int, str] = {}
-
-    def validate(self, record: dict[str, Any]) -> None:
-        problem = self._check.problem(record)
-        if problem is not None:
-            self.errors[id(record)] = problem
 
 
 class SalesforceSink(BatchSink):
