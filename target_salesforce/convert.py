@@ -375,13 +375,19 @@ def converter_for(field: Mapping[str, Any]) -> Converter:
     """The converter for one field describe; every type not listed (string, textarea, phone, url…) is text.
 
     Converters take non-null values only: what a null means depends on the null policy and the sync mode, which
-    ``convert_record`` knows, and keeping the check out of the converters keeps them lean.
+    ``RecordConverter`` knows, and keeping the check out of the converters keeps them lean.
     """
     return _FACTORIES.get(field.get("type", "string"), _text)(field)
 
 
 class RecordConverter:
-    """``convert_record`` for one plan and null policy, with every per-column decision taken once, not per record."""
+    """A record's payload: object field (or ``Rel.ExtField``) → value, for the columns the record has.
+
+    Built once per plan and null policy, so that every per-column decision is taken once, not per record. A null is
+    left out with ``skip``, and on insert (there is nothing to clear). With ``clear`` it is sent as null; for a
+    relationship column the lookup field itself (``AccountId``) is cleared, because a parent reference cannot name
+    "no parent". The match column is never cleared: a record without its match value is the writer's to reject.
+    """
 
     def __init__(self, plan: WritePlan, null_policy: str) -> None:
         clear = null_policy == "clear" and plan.sync_mode != "insert"
@@ -407,14 +413,3 @@ class RecordConverter:
         if bad:
             raise RecordRejected([t for t, _ in bad], bad[0][1].code, "; ".join(exc.message for _, exc in bad))
         return out
-
-
-def convert_record(plan: WritePlan, record: Mapping[str, Any], null_policy: str) -> dict[str, Any]:
-    """The payload for one record: object field (or ``Rel.ExtField``) → value, for the columns the record has.
-
-    A null is left out with ``skip``, and on insert (there is nothing to clear). With ``clear`` it is sent as null;
-    for a relationship column the lookup field itself (``AccountId``) is cleared, because a parent reference cannot
-    name "no parent". The match column is never cleared: a record without its match value is the writer's to reject.
-    Callers converting many records build a ``RecordConverter`` once instead.
-    """
-    return RecordConverter(plan, null_policy)(record)

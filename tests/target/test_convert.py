@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from target_salesforce.convert import RecordRejected, ValueRejected, convert_record, converter_for
+from target_salesforce.convert import RecordConverter, RecordRejected, ValueRejected, converter_for
 from target_salesforce.emulator.builtin_objects import builtin_schema
 from target_salesforce.mapping import build_plan
 from target_salesforce.settings import StreamSettings
@@ -324,7 +324,7 @@ CONTACT_MAPPING = {"key": "External_Id__c", "last": "LastName", "mail": "Email",
 def test_record_is_converted_to_object_field_names():
     plan = _plan("upsert", CONTACT_MAPPING, match_field="External_Id__c")
     record = {"key": "C-1", "last": "Zoë 😀", "mail": "z@example.com", "account": "A-1", "_sdc_batched_at": "x"}
-    assert convert_record(plan, record, "clear") == {
+    assert RecordConverter(plan, "clear")(record) == {
         "External_Id__c": "C-1",
         "LastName": "Zoë 😀",
         "Email": "z@example.com",
@@ -334,13 +334,13 @@ def test_record_is_converted_to_object_field_names():
 
 def test_missing_source_fields_are_left_out():
     plan = _plan("upsert", CONTACT_MAPPING, match_field="External_Id__c")
-    assert convert_record(plan, {"key": "C-1"}, "clear") == {"External_Id__c": "C-1"}
+    assert RecordConverter(plan, "clear")({"key": "C-1"}) == {"External_Id__c": "C-1"}
 
 
 def test_null_policy_clear_sends_nulls_and_clears_the_lookup_field_of_a_relationship():
     plan = _plan("upsert", CONTACT_MAPPING, match_field="External_Id__c")
     record = {"key": "C-1", "last": "Z", "mail": None, "account": None}
-    assert convert_record(plan, record, "clear") == {
+    assert RecordConverter(plan, "clear")(record) == {
         "External_Id__c": "C-1",
         "LastName": "Z",
         "Email": None,
@@ -351,24 +351,24 @@ def test_null_policy_clear_sends_nulls_and_clears_the_lookup_field_of_a_relation
 def test_null_policy_skip_leaves_nulls_out():
     plan = _plan("update", CONTACT_MAPPING, match_field="External_Id__c")
     record = {"key": "C-1", "last": "Z", "mail": None, "account": None}
-    assert convert_record(plan, record, "skip") == {"External_Id__c": "C-1", "LastName": "Z"}
+    assert RecordConverter(plan, "skip")(record) == {"External_Id__c": "C-1", "LastName": "Z"}
 
 
 def test_nulls_are_left_out_on_insert_even_with_clear():
     plan = _plan("insert", {"last": "LastName", "mail": "Email"})
-    assert convert_record(plan, {"last": "Z", "mail": None}, "clear") == {"LastName": "Z"}
+    assert RecordConverter(plan, "clear")({"last": "Z", "mail": None}) == {"LastName": "Z"}
 
 
 def test_the_match_value_is_never_cleared():
     plan = _plan("update", {"id": "Id", "mail": "Email"}, match_field="Id")
-    assert convert_record(plan, {"id": None, "mail": None}, "clear") == {"Email": None}
+    assert RecordConverter(plan, "clear")({"id": None, "mail": None}) == {"Email": None}
 
 
 def test_every_bad_field_of_a_record_is_reported_at_once():
     plan = _plan("upsert", CONTACT_MAPPING, match_field="External_Id__c")
     record = {"key": "C-1", "last": "L" * 81, "mail": "nope", "account": "A-1"}
     with pytest.raises(RecordRejected) as info:
-        convert_record(plan, record, "clear")
+        RecordConverter(plan, "clear")(record)
     problem = info.value
     assert problem.fields == ["LastName", "Email"]
     assert problem.code == "STRING_TOO_LONG"
@@ -402,7 +402,7 @@ def test_a_full_widget_record_becomes_plain_json():
         "features": ["Solar"],
         "account": "A-1",
     }
-    payload = convert_record(plan, record, "clear")
+    payload = RecordConverter(plan, "clear")(record)
     assert json.loads(json.dumps(payload)) == {
         "Name": "Gadget",
         "Count__c": 3,
