@@ -1,30 +1,27 @@
 """The reject file: one JSON line per record that Salesforce (or our own pre-flight) refused, with the reason.
 
-One writer is shared by every sink of a run; sinks drain in parallel threads, so writes are serialised by a lock.
-The file is opened on the first reject only, so a clean run leaves no empty file behind.
+Each line is flushed as it is written, so that a run that dies leaves every reject it made on disk.
 """
 
 from __future__ import annotations
 
 import datetime
-import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-import msgspec
-
-# Decimals stay JSON numbers (exactly as the tap sent them) and datetimes become RFC 3339 text, so a rejected record
-# reads like the source record; anything else unexpected is written as its text rather than failing the reject.
-_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
+from target_salesforce.jsonl import ENCODER, LineFile
 
 
 class RejectWriter:
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.count = 0
-        self._lock = threading.Lock()
-        self._file: TextIO | None = None
+        self._file = LineFile(path)
+        self.path = self._file.path
+
+    @property
+    def count(self) -> int:
+        """Records rejected so far (one line each)."""
+        return self._file.lines
 
     def write(
         self,
@@ -37,7 +34,7 @@ class RejectWriter:
         message: str,
         fields: list[str] | None = None,
     ) -> None:
-        line = _ENCODER.encode(
+        line = ENCODER.encode(
             {
                 "stream": stream,
                 "object": sobject,
@@ -48,17 +45,8 @@ class RejectWriter:
                 "record": record,
                 "rejected_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             }
-        ).decode("utf-8")
-        with self._lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            self._file.write(line + "\n")
-            self._file.flush()
-            self.count += 1
+        )
+        self._file.append([line], flush=True)
 
     def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        self._file.close()

@@ -12,23 +12,18 @@ Two formats:
   key: the source key columns plus ``salesforce_object``, ``salesforce_id``, ``salesforce_outcome`` and
   ``salesforce_error_code``.
 
-One writer is shared by every sink of a run and sinks drain in parallel threads, so lines are written under a
-lock. The file is opened on the first line and flushed after each batch, before the STATE that covers the batch.
+One writer is shared by every sink of a run (``jsonl.LineFile`` serialises the threads). The file is opened on the
+first line and flushed after each batch, before the STATE that covers the batch.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
-
-import msgspec
+from typing import Any
 
 from target_salesforce.errors import ConfigError
-
-# Key values are written as the tap sent them: Decimals stay JSON numbers, datetimes become RFC 3339 text.
-_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
+from target_salesforce.jsonl import ENCODER, LineFile
 
 OUTCOMES = ("created", "updated", "deleted", "not_found", "rejected")
 RESULTS_STREAM_SUFFIX = "_results"
@@ -44,36 +39,22 @@ class ResultsWriter:
     """The results file of one run; ``for_stream`` gives each sink its handle."""
 
     def __init__(self, path: str | Path, results_format: str) -> None:
-        self.path = Path(path)
+        self._file = LineFile(path)
         self.format = results_format
-        self.count = 0
-        self._lock = threading.Lock()
-        self._file: TextIO | None = None
 
     def for_stream(
         self, stream: str, sobject: str, key_properties: Sequence[str], properties: Mapping[str, Any]
     ) -> StreamResults:
         return StreamResults(self, stream, sobject, list(key_properties), properties)
 
-    def emit(self, lines: Sequence[bytes], records: int) -> None:
-        with self._lock:
-            if self._file is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
-            for line in lines:
-                self._file.write(line.decode("utf-8") + "\n")
-            self.count += records
+    def emit(self, lines: Sequence[bytes]) -> None:
+        self._file.append(lines)
 
     def flush(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.flush()
+        self._file.flush()
 
     def close(self) -> None:
-        with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+        self._file.close()
 
 
 class StreamResults:
@@ -108,7 +89,7 @@ class StreamResults:
                 },
                 "key_properties": key_properties,
             }
-            self._schema_line = _ENCODER.encode(schema)
+            self._schema_line = ENCODER.encode(schema)
 
     def write(
         self, records: Sequence[Mapping[str, Any]], outcome: str, sf_id: str | None, error_code: str | None
@@ -130,7 +111,7 @@ class StreamResults:
                     "salesforce_error_code": error_code,
                 }
                 lines.append(
-                    _ENCODER.encode({"type": "RECORD", "stream": self._stream + RESULTS_STREAM_SUFFIX, "record": row})
+                    ENCODER.encode({"type": "RECORD", "stream": self._stream + RESULTS_STREAM_SUFFIX, "record": row})
                 )
             else:
                 line = {
@@ -141,5 +122,5 @@ class StreamResults:
                     "outcome": outcome,
                     "error_code": error_code,
                 }
-                lines.append(_ENCODER.encode(line))
-        self._writer.emit(lines, len(records))
+                lines.append(ENCODER.encode(line))
+        self._writer.emit(lines)

@@ -13,7 +13,8 @@ from typing import Any
 
 import msgspec
 
-_RECORD_ENCODER = msgspec.json.Encoder(decimal_format="number", enc_hook=str)
+from target_salesforce.jsonl import ENCODER
+
 _RECORD_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
@@ -32,7 +33,7 @@ class Row:
 
     @classmethod
     def of(cls, record: dict, values: dict[str, Any], delete: bool = False) -> Row:
-        return cls(_RECORD_ENCODER.encode(record), values, delete)
+        return cls(ENCODER.encode(record), values, delete)
 
     @property
     def record(self) -> dict:
