@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +76,7 @@ class _Retryable(Exception):
 class _Call:
     method: str
     path: str
-    send: dict[str, Any]  # json, data and params, passed to requests as they are
+    send: dict[str, Any]  # json, data, params and stream, passed to requests as they are
     headers: Mapping[str, str]
     idempotent: bool
 
@@ -197,22 +197,24 @@ class SalesforceClient:
         path: str,
         *,
         json: Any = None,
-        data: bytes | str | None = None,
+        data: bytes | str | Iterable[bytes] | None = None,
         params: dict | None = None,
         headers: dict | None = None,
         idempotent: bool | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Send one API request with the session's bearer token and return Salesforce's 2xx answer.
 
         ``path`` is relative to ``/services/data/vXX.X/`` or absolute (``/services/...``). ``idempotent``
-        says whether re-sending after a lost answer is harmless; by default every method but POST is.
+        says whether re-sending after a lost answer is harmless; by default every method but POST is. ``data`` may
+        be an iterable with a length, iterated anew on each attempt; with ``stream`` the body is left to be read.
         Raises OutcomeUnknown, AuthError, ApiLimitReached, SalesforceApiError or TargetError (network).
         """
         method = method.upper()
         call = _Call(
             method=method,
             path=path,
-            send={"json": json, "data": data, "params": params},
+            send={"json": json, "data": data, "params": params, "stream": stream},
             headers=headers or {},
             idempotent=method not in _NOT_IDEMPOTENT if idempotent is None else idempotent,
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from target_salesforce import retry_pause
 
 LOCK_ERROR = "UNABLE_TO_LOCK_ROW"
+LOCK_RETRIES = 3  # times a row that hit a record lock is sent again
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,12 @@ class Outcome:
 WriteFn = Callable[[list[dict]], list[Outcome]]
 
 
-def retry_locked_rows(write: WriteFn, rows: list[dict], attempts: int, base_delay: float = 0.5) -> list[Outcome]:
+def lock_pause(attempt: int, base_delay: float = 0.5) -> float:
+    """Seconds to wait before re-sending locked rows the ``attempt``-th time: the lock holder gets longer each time."""
+    return base_delay * retry_pause.scale() * 2 ** (attempt - 1)
+
+
+def retry_locked_rows(write: WriteFn, rows: list[dict], attempts: int = LOCK_RETRIES) -> list[Outcome]:
     """Write ``rows``, then re-send only the rows that failed with UNABLE_TO_LOCK_ROW, up to ``attempts`` more times.
 
     Salesforce reports lock contention per row (another transaction held the parent record); re-sending the whole batch
@@ -47,7 +53,7 @@ def retry_locked_rows(write: WriteFn, rows: list[dict], attempts: int, base_dela
         if not locked:
             break
         logger.info("Retrying %d row(s) that hit %s (attempt %d of %d)", len(locked), LOCK_ERROR, attempt, attempts)
-        time.sleep(base_delay * retry_pause.scale() * 2 ** (attempt - 1))
+        time.sleep(lock_pause(attempt))
         for index, outcome in zip(locked, write([rows[i] for i in locked]), strict=True):
             outcomes[index] = outcome
     return outcomes

@@ -1,19 +1,18 @@
-"""A record on its way through a batch, held compactly until Salesforce has answered for it.
+"""A record on its way through a batch, and the in-memory row source the writers read it back from.
 
-A batch holds each source record as JSON bytes, a quarter of a dict's memory, for the few that a reject or the
-results output needs back; numbers keep their digits (Decimal in, JSON number out, Decimal back).
+A row holds its source record as JSON bytes, for the few that a reject or the results output needs back; numbers
+keep their digits (Decimal in, JSON number out, Decimal back). Writers name a row by ``ref`` and ask its source for
+it again only when an outcome needs the record, so a Bulk job never keeps its rows in memory.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
-
-from target_salesforce.jsonl import ENCODER
 
 _RECORD_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
@@ -22,20 +21,46 @@ _RECORD_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 class Row:
     """A record on its way: the source record (for the reject file) and the values to send.
 
-    ``delete`` marks a record that deletes its Salesforce record; ``merged`` holds the earlier records of the batch
-    it replaced (same match value), which share its outcome in the results output.
+    ``delete`` marks a record that deletes its Salesforce record; ``merged`` holds the source records (JSON) of the
+    earlier records of the batch it replaced (same match value), which share its outcome in the results output.
+    ``ref`` names the row in the source it came from (``RowSource.row``).
     """
 
-    source: bytes
+    source: bytes | msgspec.Raw
     values: dict[str, Any]
     delete: bool = False
-    merged: Sequence[dict] = ()
-
-    @classmethod
-    def of(cls, record: dict, values: dict[str, Any], delete: bool = False) -> Row:
-        return cls(ENCODER.encode(record), values, delete)
+    merged: Sequence[bytes | msgspec.Raw] = ()
+    ref: int = -1
 
     @property
     def record(self) -> dict:
         """The source record, decoded anew on each use: only rejected or reported rows ever ask."""
         return _RECORD_DECODER.decode(self.source)
+
+    @property
+    def records(self) -> list[dict]:
+        """The merged records, oldest first, then this row's own: all share this row's outcome."""
+        return [*map(_RECORD_DECODER.decode, self.merged), self.record]
+
+
+class RowSource(Protocol):
+    """Rows to write: read in order once, then looked up again by ``ref`` for the outcomes that need the record."""
+
+    def __iter__(self) -> Iterator[Row]: ...
+
+    def row(self, ref: int) -> Row: ...
+
+
+class MemoryRows:
+    """Rows already in memory (those deferred for a parent record), numbered by their position."""
+
+    def __init__(self, rows: list[Row]) -> None:
+        self._rows = rows
+        for ref, row in enumerate(rows):
+            row.ref = ref
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._rows)
+
+    def row(self, ref: int) -> Row:
+        return self._rows[ref]

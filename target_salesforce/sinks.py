@@ -1,23 +1,27 @@
 """The sink: one stream's records, converted, matched and written to one Salesforce object, every row accounted for.
 
-``process_record`` converts each record against the object's describe and holds it in the batch, merging records
-that share a match value (the last wins). ``process_batch`` decides how each row must be written (matching through
-SOQL where Salesforce cannot match natively), sends the rows and returns only once Salesforce has answered for all
-of them, so the STATE singer-sdk emits afterwards never covers a record that is not written or rejected.
+``process_record`` converts each record against the object's describe and spools it to the batch's temporary file
+(``spool.SpooledBatch``), where records that share a match value are merged (the last wins). ``process_batch`` reads
+the batch back a chunk at a time, decides how each row must be written (matching through SOQL where Salesforce
+cannot match natively), sends the rows as each API's groups fill and returns only once Salesforce has answered for
+all of them, so the STATE singer-sdk emits afterwards never covers a record that is not written or rejected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from array import array
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from functools import cached_property, partial
+from functools import cached_property
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
-from target_salesforce.bulk_writer import NULL as BULK_NULL
+from target_salesforce.bulk_upload import NULL as BULK_NULL
+from target_salesforce.bulk_upload import BulkUpload
 from target_salesforce.collections_writer import MAX_RECORDS as COLLECTIONS_MAX_RECORDS
 from target_salesforce.collections_writer import MatchField
 from target_salesforce.convert import RecordConverter, RecordRejected
@@ -27,8 +31,9 @@ from target_salesforce.lookup import find_ids, match_key
 from target_salesforce.mapping import WritePlan, build_plan
 from target_salesforce.outcomes import Outcome, retry_locked_rows
 from target_salesforce.record_check import RejectingValidator
-from target_salesforce.rows import Row
+from target_salesforce.rows import MemoryRows, Row, RowSource
 from target_salesforce.settings import DELETE_MODES, StreamSettings, stream_settings
+from target_salesforce.spool import SpooledBatch
 from target_salesforce.summary import Tally
 
 if TYPE_CHECKING:
@@ -39,18 +44,20 @@ if TYPE_CHECKING:
 # What Salesforce answers for an update of a record that does not exist (any more): counted as not found.
 NOT_FOUND_CODES = frozenset({"INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED", "NOT_FOUND"})
 DELETE_OPS = frozenset({"delete", "hardDelete"})
-LOCK_RETRIES = 3
 # Rows a sink holds back for parent records not read yet, at most: beyond, they are rejected at once (memory bound).
 MAX_DEFERRED_ROWS = 10000
 # Collections rows sent between two checks of the API budget: one round of the writer's parallel requests.
 BUDGET_CHECK_ROWS = 4 * COLLECTIONS_MAX_RECORDS
+# Rows of a batch in memory at once while it is written (read back from its spool).
+CHUNK_ROWS = 5000
 
 
 class SalesforceSink(BatchSink):
     MAX_SIZE_DEFAULT = 10000
-    # Records per batch, without batch_size_rows, for a stream that can use Bulk: each batch is one Bulk job of at
-    # least five calls whatever its size, and at about 3 KB a held row this stays well under 200 MB of memory.
-    BULK_MAX_SIZE_DEFAULT = 25000
+    # Records per batch, without batch_size_rows, for a stream that can use Bulk: each Bulk job costs five calls or
+    # so whatever its size, and a batch is spooled to disk (about 30 bytes of memory a row), so it can be large; a
+    # batch whose CSV passes MAX_UPLOAD_BYTES is split into several jobs.
+    BULK_MAX_SIZE_DEFAULT = 500_000
 
     def __init__(self, target: Target, stream_name: str, schema: dict, key_properties: Sequence[str] | None) -> None:
         self._run: RunContext = target.run_context  # type: ignore[attr-defined]
@@ -165,8 +172,17 @@ class SalesforceSink(BatchSink):
     def _convert_delete(self) -> RecordConverter:
         return RecordConverter(self._delete_plan, self.settings.null_policy)
 
+    def _merge_key(self, values: dict[str, Any], delete: bool) -> Hashable | None:
+        """What merges records of a batch (the last wins): the match value; None for a row never merged."""
+        if not delete and self.plan.sync_mode == "insert":
+            return None  # inserts are never merged: each creates a record
+        value = values.get(self.plan.match_field) if self.plan.match_field else None
+        if value is None:
+            return None
+        key = match_key(value, self._match_case_sensitive)
+        return ("delete", key) if delete and self.plan.sync_mode == "insert" else key  # deletes of one record merge
+
     def process_record(self, record: dict, context: dict) -> None:
-        rows: dict[Any, Row] = context.setdefault("rows", {})
         error = self._validator.errors.pop(id(record), None) if self._validator is not None else None  # type: ignore[attr-defined]
         if error is not None:
             self._reject(record, "INVALID_RECORD", f"Record does not match the stream's schema: {error}")
@@ -177,41 +193,36 @@ class SalesforceSink(BatchSink):
         except RecordRejected as exc:
             self._reject(record, exc.code, exc.message, exc.fields)
             return
-        key: Any = len(rows)
-        if delete or self.plan.sync_mode != "insert":
-            match_value = values.get(self.plan.match_field) if self.plan.match_field else None
-            if match_value is None:
-                if delete or self.plan.match_kind != "id" or self.plan.sync_mode != "upsert":
-                    self._reject(
-                        record,
-                        "MATCH_VALUE_MISSING",
-                        f"Field '{self.plan.match_source}' (matched on {self.plan.object_name}.{self.plan.match_field})"
-                        " has no value, so the record cannot be matched; give it a value or use sync_mode insert.",
-                        [self.plan.match_field or ""],
-                    )
-                    return
-                key = ("new", len(rows))  # upsert on Id without an Id: a new record.
-            else:
-                key = match_key(match_value, self._match_case_sensitive)
-                if delete and self.plan.sync_mode == "insert":
-                    key = ("delete", key)  # inserts are never merged, deletes of one record are
-        row = Row.of(record, values, delete)
-        previous = rows.get(key)
-        if previous is not None:
-            row.merged = [*previous.merged, previous.record]
-            self.tally.merged += 1
-            self.tally_duplicate_merged()
-        rows[key] = row
+        key = self._merge_key(values, delete)
+        # No match value: only an upsert on Id can do without (a new record); the others cannot match.
+        if key is None and (delete or self.plan.sync_mode != "insert") and not self._new_without_match(delete):
+            self._reject(
+                record,
+                "MATCH_VALUE_MISSING",
+                f"Field '{self.plan.match_source}' (matched on {self.plan.object_name}.{self.plan.match_field})"
+                " has no value, so the record cannot be matched; give it a value or use sync_mode insert.",
+                [self.plan.match_field or ""],
+            )
+            return
+        batch = context.get("batch")
+        if batch is None:
+            batch = context["batch"] = SpooledBatch(self._merge_key, self.max_size)
+        batch.add(record, values, delete, key)
+
+    def _new_without_match(self, delete: bool) -> bool:
+        return not delete and self.plan.match_kind == "id" and self.plan.sync_mode == "upsert"
 
     def process_batch(self, context: dict) -> None:
-        pending: dict[Any, Row] = context.get("rows", {})
-        if not pending:
+        batch: SpooledBatch | None = context.pop("batch", None)
+        if batch is None:
             return
-        self._supersede_deferred(pending)
-        self._owner.drain_parents(self)  # type: ignore[attr-defined]  # parents' pending records first
-        # Outside a full drain a parent record may not have been read yet: its children can wait for the next one.
-        self._may_defer = not self._owner.in_full_drain  # type: ignore[attr-defined]
-        self._write_rows(list(pending.values()), "batch")
+        try:
+            self._owner.drain_parents(self)  # type: ignore[attr-defined]  # parents' pending records first
+            # Outside a full drain a parent record may not have been read yet: its children can wait for the next one.
+            self._may_defer = not self._owner.in_full_drain  # type: ignore[attr-defined]
+            self._write_rows(batch, "batch")
+        finally:
+            batch.close()
 
     def retry_deferred(self) -> None:
         """Write the rows deferred for a parent not yet read, once more, after the parents' pending records.
@@ -224,7 +235,7 @@ class SalesforceSink(BatchSink):
         if rows:
             self._owner.drain_parents(self)  # type: ignore[attr-defined]
             self._may_defer = False
-            self._write_rows(rows, "retry of deferred rows")
+            self._write_rows(MemoryRows(rows), "retry of deferred rows")
 
     @property
     def holds_unwritten_rows(self) -> bool:
@@ -232,21 +243,44 @@ class SalesforceSink(BatchSink):
         read after them may be printed until they are."""
         return bool(self.current_size or self._deferred)
 
-    def _supersede_deferred(self, pending: dict[Any, Row]) -> None:
-        """A newer record for the match value of a deferred row replaces it, so an old version never lands last."""
-        for key, row in pending.items():
-            old = self._deferred.pop(key, None) if isinstance(key, str) else None
-            if old is not None:
-                row.merged = [*old.merged, old.record, *row.merged]
-                self.tally.merged += 1
+    def _read(self, source: RowSource, deletes: array) -> Iterator[Row]:
+        """The rows to write, in order; the refs of rows that delete go to ``deletes``, to be sent after them.
 
-    def _write_rows(self, rows: list[Row], what: str) -> None:
+        A newer record for the match value of a deferred row replaces it, so an old version never lands last.
+        """
+        self._rows_read = 0
+        spooled = source if isinstance(source, SpooledBatch) else None
+        for row in source:
+            self._rows_read += 1
+            if spooled is not None and self._deferred:
+                key = self._merge_key(row.values, row.delete)
+                old = self._deferred.pop(key, None) if isinstance(key, str) else None
+                if old is not None:
+                    spooled.merge_outside(row, [*old.merged, old.source])
+                    self.tally.merged += 1
+            if row.delete:
+                deletes.append(row.ref)
+            else:
+                yield row
+        if spooled is not None and spooled.merged:
+            self.tally.merged += spooled.merged
+            self.tally_duplicate_merged(spooled.merged)
+
+    def _write_rows(self, source: RowSource, what: str) -> None:
+        """Write every row of ``source`` and account for each; rows are read in chunks and sent as they come."""
         batch = Tally()
+        self._source = source  # where a row is read back from by its ref when its outcome needs the record
+        self._senders: dict[str, _Sender] = {}
         self._run.client.check_budget()
+        deletes = array("q")
         try:
             # Writes before deletes: in a change log a row's delete follows its writes.
-            self._write([row for row in rows if not row.delete], batch)
-            self._delete([row for row in rows if row.delete], batch)
+            for chunk in _chunks(self._read(source, deletes)):
+                self._write(chunk, batch)
+            self._finish_sends()
+            for chunk in _chunks(source.row(ref) for ref in deletes):
+                self._delete(chunk, batch)
+            self._finish_sends()
         finally:
             # Also when the run stops mid-batch at the API limit: the rows Salesforce answered stay counted.
             if self._run.results is not None:
@@ -256,7 +290,7 @@ class SalesforceSink(BatchSink):
         prefix = "DRY RUN, nothing written: " if self.config.get("dry_run") else ""
         deferred = f", {len(self._deferred)} deferred until their parents are written" if self._deferred else ""
         self.logger.info(
-            "%s%s %s of %d: %s%s", prefix, self.plan.object_name, what, len(rows), batch.describe(), deferred
+            "%s%s %s of %d: %s%s", prefix, self.plan.object_name, what, self._rows_read, batch.describe(), deferred
         )
 
     def clean_up(self) -> None:
@@ -334,53 +368,23 @@ class SalesforceSink(BatchSink):
         self._send("insert", inserts, tally)
 
     def _send(self, op: str, rows: list[Row], tally: Tally, ext_field: str | None = None) -> None:
+        """Hand ``rows`` to the operation's sender, which sends them as its API's groups fill (see _finish_sends)."""
         if not rows:
             return
-        if self.config.get("dry_run"):
-            for row in rows:
-                self._account(op, row, Outcome(True), tally)
-            return
-        bulk_rows, rest_rows = self._split_by_api(op, rows)
-        for writer, part in ((self._run.bulk, bulk_rows), (self._run.collections, rest_rows)):
-            # A Bulk job is one group; Collections rows go a round of parallel requests at a time, so that a stop
-            # at the API budget comes between groups, after the rows already sent have their outcomes.
-            step = BUDGET_CHECK_ROWS if writer is self._run.collections else max(len(part), 1)
-            for start in range(0, len(part), step):
-                group = part[start : start + step]
-                self._run.client.check_budget()
-                # Collections can check a lost insert answer by the match field; a Bulk job is read back by id.
-                write = (
-                    partial(writer.write, match=self._insert_match) if writer is self._run.collections else writer.write
-                )
-                outcomes = retry_locked_rows(
-                    lambda values, w=write: w(op, self.plan.object_name, values, ext_field),
-                    [{"Id": row.values["Id"]} if op in DELETE_OPS else row.values for row in group],
-                    LOCK_RETRIES,
-                )
-                for row, outcome in zip(group, outcomes, strict=True):
-                    self._account(op, row, outcome, tally)
-
-    def _split_by_api(self, op: str, rows: list[Row]) -> tuple[list[Row], list[Row]]:
-        """Which rows go through Bulk API 2.0 and which through Collections.
-
-        A value that is literally ``#N/A`` would be read by Bulk as "set to null", so such a row always takes
-        Collections, where JSON carries it unchanged. Only Bulk can hard-delete (Collections deletes go to the
-        Recycle Bin), so hardDelete always takes Bulk.
-        """
-        api = self.settings.api
-        threshold = int(self.config.get("bulk_threshold", 2000))
-        use_bulk = op == "hardDelete" or api == "bulk" or (api == "auto" and len(rows) >= threshold)
-        if not use_bulk:
-            return [], rows
-        if op in DELETE_OPS:
-            return rows, []  # a delete sends only the Id
-        bulk: list[Row] = []
-        rest: list[Row] = []
+        sender = self._senders.get(op)
+        if sender is None:
+            sender = self._senders[op] = _Sender(self, op, tally, ext_field)
         for row in rows:
-            (rest if BULK_NULL in row.values.values() else bulk).append(row)
-        return bulk, rest
+            sender.add(row)
 
-    def _account(self, op: str, row: Row, outcome: Outcome, tally: Tally) -> None:
+    def _finish_sends(self) -> None:
+        """Send what the senders still hold; every row handed to them has its outcome accounted after this."""
+        senders, self._senders = self._senders, {}
+        for sender in senders.values():
+            sender.finish()
+
+    def _account(self, op: str, row: Row | int, outcome: Outcome, tally: Tally) -> None:
+        """Count and report a row's outcome; ``row`` may be a ref, read back from the source only if needed."""
         if outcome.success:
             if op in DELETE_OPS:
                 tally.deleted += 1
@@ -396,10 +400,14 @@ class SalesforceSink(BatchSink):
         ):
             self._not_found(row, tally)
         elif self._may_defer and self._parent_not_read_yet(outcome):
-            self._defer(row)
+            self._defer(self._row(row))
         else:
             code = outcome.error_code or "UNKNOWN_ERROR"
+            row = self._row(row)
             self._reject(row.record, code, outcome.message or "", outcome.fields, tally, row=row, sf_id=outcome.id)
+
+    def _row(self, row: Row | int) -> Row:
+        return row if isinstance(row, Row) else self._source.row(row)
 
     def _parent_not_read_yet(self, outcome: Outcome) -> bool:
         """A lookup to a parent object this run writes failed: the parent record may still be in the input.
@@ -421,14 +429,14 @@ class SalesforceSink(BatchSink):
         keyed = value is not None and self.plan.sync_mode != "insert"
         self._deferred[match_key(value, self._match_case_sensitive) if keyed else ("deferred", id(row))] = row
 
-    def _not_found(self, row: Row, tally: Tally) -> None:
+    def _not_found(self, row: Row | int, tally: Tally) -> None:
         tally.not_found += 1
         self._report(row, "not_found", None)
 
-    def _report(self, row: Row, outcome: str, sf_id: str | None, error_code: str | None = None) -> None:
+    def _report(self, row: Row | int, outcome: str, sf_id: str | None, error_code: str | None = None) -> None:
         """The results line of a row's record and of the duplicates merged into it."""
         if self._results is not None:
-            self._results.write([*row.merged, row.record], outcome, sf_id, error_code)
+            self._results.write(self._row(row).records, outcome, sf_id, error_code)
 
     def _reject(
         self,
@@ -444,7 +452,7 @@ class SalesforceSink(BatchSink):
         """Count and file a rejected record; ``row`` is given once the record is in a batch (for its duplicates)."""
         (tally or self.tally).rejected[code] += 1
         if self._results is not None:
-            self._results.write([*(row.merged if row else ()), record], "rejected", sf_id, code)
+            self._results.write(row.records if row is not None else [record], "rejected", sf_id, code)
         self._run.rejects.write(
             stream=self.stream_name,
             sobject=self.plan.object_name,
@@ -454,3 +462,99 @@ class SalesforceSink(BatchSink):
             message=message,
             fields=list(fields),
         )
+
+
+def _chunks(rows: Iterable[Row]) -> Iterator[list[Row]]:
+    """Rows a chunk at a time: only a chunk of a batch is in memory, whatever the batch size."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, CHUNK_ROWS)):
+        yield chunk
+
+
+class _Sender:
+    """The rows of one operation, sent as they come through Bulk API 2.0 or Collections, each outcome accounted.
+
+    hardDelete always takes Bulk (only Bulk can hard-delete; Collections deletes go to the Recycle Bin), ``api:
+    bulk`` Bulk and ``api: rest`` Collections; ``api: auto`` holds the first ``bulk_threshold`` rows and takes Bulk
+    once that many come. A value that is literally ``#N/A`` would be read by Bulk as "set to null", so such a row
+    takes Collections, where JSON carries it unchanged. A Bulk job is sent when it is full (MAX_UPLOAD_BYTES) and
+    at ``finish``; Collections rows a round of parallel requests at a time, so that a stop at the API budget comes
+    between groups, after the rows already sent have their outcomes.
+    """
+
+    def __init__(self, sink: SalesforceSink, op: str, tally: Tally, ext_field: str | None) -> None:
+        self._sink, self._op, self._tally, self._ext_field = sink, op, tally, ext_field
+        self._dry_run = bool(sink.config.get("dry_run"))
+        api = sink.settings.api
+        # Rows before Bulk is taken: 0 for Bulk from the first row, None for never.
+        self._threshold: int | None = int(sink.config.get("bulk_threshold", 2000))
+        if op == "hardDelete" or api == "bulk":
+            self._threshold = 0
+        elif api == "rest":
+            self._threshold = None
+        self._held: list[Row] | None = []  # None once Bulk is taken
+        self._rest: list[Row] = []
+        self._upload: BulkUpload | None = None
+
+    def add(self, row: Row) -> None:
+        if self._dry_run:
+            self._sink._account(self._op, row, Outcome(True), self._tally)
+        elif self._threshold is None:
+            self._to_rest(row)
+        elif self._held is None:
+            self._to_bulk(row)
+        else:
+            self._held.append(row)
+            if len(self._held) >= self._threshold:
+                held, self._held = self._held, None
+                for each in held:
+                    self._to_bulk(each)
+
+    def finish(self) -> None:
+        for row in self._held or ():
+            self._to_rest(row)
+        self._held = []
+        if self._upload is not None:
+            self._send_bulk()
+        if self._rest:
+            self._send_rest()
+
+    def _to_bulk(self, row: Row) -> None:
+        deletes = self._op in DELETE_OPS
+        if not deletes and BULK_NULL in row.values.values():
+            self._to_rest(row)
+            return
+        values = {"Id": row.values["Id"]} if deletes else row.values  # a delete sends only the Id
+        if self._upload is None:
+            self._upload = BulkUpload()
+        if not self._upload.add(values, row.ref):
+            self._send_bulk()  # full: a job of its own, and the row starts the next
+            self._upload = BulkUpload()
+            self._upload.add(values, row.ref)
+
+    def _to_rest(self, row: Row) -> None:
+        self._rest.append(row)
+        if len(self._rest) >= BUDGET_CHECK_ROWS:
+            self._send_rest()
+
+    def _send_bulk(self) -> None:
+        upload, self._upload = self._upload, None
+        assert upload is not None
+        run = self._sink._run
+        run.client.check_budget()
+        for ref, outcome in run.bulk.run(self._op, self._sink.plan.object_name, upload, self._ext_field):
+            self._sink._account(self._op, ref, outcome, self._tally)
+
+    def _send_rest(self) -> None:
+        rows, self._rest = self._rest, []
+        sink, op = self._sink, self._op
+        sink._run.client.check_budget()
+        # Collections can check a lost insert answer by the match field.
+        outcomes = retry_locked_rows(
+            lambda values: sink._run.collections.write(
+                op, sink.plan.object_name, values, self._ext_field, match=sink._insert_match
+            ),
+            [{"Id": row.values["Id"]} if op in DELETE_OPS else row.values for row in rows],
+        )
+        for row, outcome in zip(rows, outcomes, strict=True):
+            sink._account(op, row, outcome, self._tally)

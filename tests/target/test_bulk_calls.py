@@ -6,6 +6,7 @@ failures must still read it, so that every failed row is rejected with Salesforc
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.target.conftest import record_msg, schema_msg, string_props
@@ -60,8 +61,9 @@ class FakeClock:
 
 
 class FakeJobs:
-    def __init__(self, clock: FakeClock, job_seconds: float) -> None:
+    def __init__(self, clock: FakeClock, job_seconds: float, rows: int = 0) -> None:
         self.clock, self.job_seconds, self.closed_at, self.polls = clock, job_seconds, 0.0, 0
+        self.rows = rows  # when set, the job info says how many rows are processed, at an even pace
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         class Answer:
@@ -75,14 +77,17 @@ class FakeJobs:
             self.closed_at = self.clock.now
         elif method == "GET":
             self.polls += 1
-            done = self.clock.now - self.closed_at >= self.job_seconds
-            return Answer({"state": "JobComplete" if done else "InProgress"})
+            progress = min(1.0, (self.clock.now - self.closed_at) / self.job_seconds)
+            info = {"state": "JobComplete" if progress == 1.0 else "InProgress"}
+            if self.rows:
+                info["numberRecordsProcessed"] = int(self.rows * progress)
+            return Answer(info)
         return Answer({"id": "750000000000001AAA"})
 
 
 def test_polls_of_a_job_like_the_last_start_after_most_of_its_time(monkeypatch) -> None:
     """Pure logic with a fake clock: a job the size of the last waits 0.9 of the last one's time before its first
-    poll, a job half the size half that; the first job, with nothing to go by, polls from the start."""
+    poll, a job half the size half that; the first job, with nothing to go by, polls almost from the start."""
     from target_salesforce import bulk_writer
 
     clock = FakeClock()
@@ -92,7 +97,7 @@ def test_polls_of_a_job_like_the_last_start_after_most_of_its_time(monkeypatch) 
     writer._client.request("PATCH", "close")
     writer._wait("job1", 1000)
     first_polls = jobs.polls
-    assert first_polls > 5 and clock.sleeps[0] == 0.0
+    assert first_polls > 5 and clock.sleeps[0] == round(0.9 * 1000 / bulk_writer.FIRST_JOB_ROWS_PER_SECOND, 3)
     elapsed = clock.now
     for rows in (1000, 500):
         clock.sleeps.clear()
@@ -104,3 +109,43 @@ def test_polls_of_a_job_like_the_last_start_after_most_of_its_time(monkeypatch) 
         assert clock.sleeps[0] == round(0.9 * elapsed * rows / 1000, 3)
         assert jobs.polls <= 3 < first_polls
         elapsed = (clock.now - started) * 1000 / rows
+
+
+def test_a_large_first_job_is_paced_by_its_own_progress(monkeypatch) -> None:
+    """Pure logic with a fake clock: the first job of a run (nothing to go by) of 500,000 rows that takes 40 s costs
+    a few polls, not one every couple of seconds, because its processed-row count tells how long the rest takes."""
+    from target_salesforce import bulk_writer
+
+    clock = FakeClock()
+    jobs = FakeJobs(clock, job_seconds=40.0, rows=500_000)
+    monkeypatch.setattr(bulk_writer, "time", clock)
+    writer = bulk_writer.BulkWriter(jobs, poll_initial=0.05, poll_max=2.0)
+    writer._client.request("PATCH", "close")
+    writer._wait("job1", 500_000)
+    assert jobs.polls <= 3
+    assert clock.now < 45.0
+
+
+def test_identical_insert_rows_each_get_their_own_result_and_no_temp_file_is_left(
+    sf, run_target, base_config, tmp_path, monkeypatch
+) -> None:
+    """Results are matched to rows by their cells: three identical rows are three records with three ids, the row
+    Salesforce refuses is rejected, and the batch's spool and job files leave nothing in the temporary directory."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    results_path = tmp_path / "results.jsonl"
+    names = ["Same", "Same", None, "Same", "Ng"]
+    messages = [schema_msg("contacts", string_props("LastName", "Email"), ["Email"])]
+    messages += [record_msg("contacts", {"LastName": n, "Email": "same@example.com"}) for n in names]
+    result = run_target({**base_config, **CONFIG, "results_path": str(results_path)}, messages)
+    result.assert_ok()
+    assert [r["error_code"] for r in result.rejects] == ["REQUIRED_FIELD_MISSING"]
+    lines = [json.loads(line) for line in results_path.read_text().splitlines()]
+    created = [line["id"] for line in lines if line["outcome"] == "created"]
+    assert len(created) == 4 and len(set(created)) == 4
+    assert sorted(line["outcome"] for line in lines) == ["created"] * 4 + ["rejected"]
+    stored = sf.query("SELECT Id, LastName FROM Contact")["records"]
+    assert {r["Id"] for r in stored} == set(created)
+    assert sorted(r["LastName"] for r in stored) == ["Ng", "Same", "Same", "Same"]
+    assert list(temp.iterdir()) == []
