@@ -36,7 +36,18 @@ CASES: dict[str, tuple[str, str, int]] = {
     "upsert-bulk": ("upsert", "bulk", 0),
     "rest-latency": ("upsert", "rest", 50),
 }
-KINDS = ("token", "describe", "query", "collections", "bulk-job", "bulk-upload", "bulk-poll", "bulk-results", "other")
+KINDS = (
+    "token",
+    "describe",
+    "composite",
+    "query",
+    "collections",
+    "bulk-job",
+    "bulk-upload",
+    "bulk-poll",
+    "bulk-results",
+    "other",
+)
 
 FIRST = ["José", "Zoë", "Łukasz", "Søren", "Ana", "François", "Jürgen", "Åsa", "Nguyễn", "Mårten", "Chloé", "Ömer"]
 LAST = ["Müller", "Ødegård", "García", "Dvořák", "O'Brien", "Smith", "Öztürk", "Nakamura", "Żółć", "Brontë"]
@@ -107,6 +118,8 @@ def call_kind(method: str, path: str) -> str:
         return "token"
     if "/composite/sobjects" in path:
         return "collections"
+    if path.rstrip("/").endswith("/composite"):
+        return "composite"  # one call however many subrequests (the target sends its describes this way)
     if path.endswith("/describe") or path.rstrip("/").endswith("/sobjects"):
         return "describe"
     if "/query" in path:

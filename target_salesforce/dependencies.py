@@ -42,6 +42,42 @@ def object_of(describes: Describes, stream_name: str, settings: StreamSettings) 
     return next((names[c.lower()] for c in object_candidates(stream_name) if c.lower() in names), None)
 
 
+def configured_lookups(config: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """Every object the config names (``object`` and ``streams.*.object``) → its relationship targets
+    (``Account.External_Id__c``): what a run will describe, known before the first record arrives."""
+    named = [(config.get("object"), config.get("field_mapping"))]
+    named += [(s.object, s.field_mapping) for s in (stream_settings(config, n) for n in config.get("streams") or {})]
+    lookups: dict[str, set[str]] = {}
+    for sobject, mapping in named:
+        if isinstance(sobject, str) and sobject.strip():
+            targets = lookups.setdefault(sobject.strip(), set())
+            targets.update(t for t in (mapping or {}).values() if isinstance(t, str) and "." in t)
+    return {sobject: frozenset(targets) for sobject, targets in lookups.items()}
+
+
+# Standard relationships not named after the object they reference. Who, What and the Owner of Lead or Case are
+# polymorphic (the mapping refuses them), so a wrong guess there only costs a subrequest.
+_STANDARD_PARENTS = {"reportsto": "Contact", "owner": "User", "createdby": "User", "lastmodifiedby": "User"}
+
+
+def guessed_parent(target: str, child: str) -> str | None:
+    """The object a relationship target most likely looks up, before the child's describe says which.
+
+    Custom relationships end in ``__r`` for an object ending in ``__c`` (``Invoice__r`` → ``Invoice__c``), ``Parent``
+    is the child's own object, and most standard relationships carry their object's name (``Account``). The guess
+    lets the parent be described in the same call as the child; the child's ``referenceTo`` has the last word.
+    """
+    relationship = target.partition(".")[0].strip()
+    lowered = relationship.lower()
+    if not relationship or lowered in ("who", "what"):
+        return None
+    if lowered.endswith("__r"):
+        return relationship[:-3] + "__c"
+    if lowered == "parent":
+        return child
+    return _STANDARD_PARENTS.get(lowered, relationship)
+
+
 def mapped_parents(describe: Mapping[str, Any], targets: Iterable[str]) -> frozenset[str]:
     """The objects that relationship columns reference (``Account.External_Id__c`` on Contact → Account)."""
     relationships = {

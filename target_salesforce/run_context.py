@@ -1,7 +1,8 @@
 """What one run shares across its sinks: the API client, the describe cache, the writers and the reject file.
 
 Sinks of different streams drain in parallel threads; sharing one client (one session, one token renewal) and one
-describe cache keeps API calls to one login and one describe per object, however many streams there are.
+describe cache keeps API calls to one login and one describe per object (the configured objects and their lookups'
+parents all in one call), however many streams there are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from target_salesforce.bulk_writer import BulkWriter
 from target_salesforce.client import SalesforceClient
 from target_salesforce.collections_writer import CollectionsWriter
+from target_salesforce.dependencies import configured_lookups
 from target_salesforce.describe import DescribeCache
 from target_salesforce.rejects import RejectWriter
 from target_salesforce.results import ResultsWriter
@@ -34,7 +36,7 @@ class RunContext:
         client = SalesforceClient(config)
         return cls(
             client=client,
-            describe=DescribeCache(client),
+            describe=DescribeCache(client, configured_lookups(config)),
             collections=CollectionsWriter(client),
             bulk=BulkWriter(client),
             rejects=RejectWriter(config.get("rejects_path") or DEFAULT_REJECTS_PATH),

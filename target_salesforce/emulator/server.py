@@ -3,7 +3,7 @@ and the ``/_emulator/`` test controls.
 
 Two layers: ``Emulator`` maps a ``Request`` to a ``Response`` (or to "drop the connection") and holds every
 cross-cutting rule in one place; ``EmulatorServer`` owns the sockets, the generated CA and key files, and
-the threads. Protocol details live in oauth.py, rest.py, collections.py and bulk.py.
+the threads. Protocol details live in oauth.py, rest.py, collections.py, composite.py and bulk.py.
 
 Which requests the faults and counters touch (a decision, documented for test writers):
 - API calls are requests under ``/services/data/vXX.X/``. Only they count toward the daily API usage, carry
@@ -14,6 +14,8 @@ Which requests the faults and counters touch (a decision, documented for test wr
 - A 503 and a dropped connection are decided before the auth check (they come from Salesforce's front end);
   refused calls (401, 403, 503, dropped) do not count toward the daily usage.
 - ``GET /services/data/`` (the version list) needs no session and does not count, as in Salesforce.
+- A Composite request (``POST .../composite``) is one API call whatever its subrequests: counted once, one
+  ``Sforce-Limit-Info``, one call-log entry (listing its subrequests), and faults aim at it as a whole.
 - Latency is slept before the request is handled and outside every lock, so concurrent clients overlap.
 """
 
@@ -45,6 +47,7 @@ from target_salesforce.emulator import rest
 from target_salesforce.emulator.builtin_objects import builtin_schema
 from target_salesforce.emulator.bulk import BulkIngest
 from target_salesforce.emulator.collections import Collections
+from target_salesforce.emulator.composite import Composite
 from target_salesforce.emulator.faults import Faults
 from target_salesforce.emulator.oauth import DEFAULT_TOKEN_TTL_SECONDS, Credentials, TokenAuthority
 from target_salesforce.emulator.store import Store
@@ -89,6 +92,7 @@ class Emulator:
         self.rest = rest.RestApi(store, faults, api_usage=self.api_usage)
         self.collections = Collections(store, faults)
         self.bulk = BulkIngest(store, faults)
+        self.composite = Composite(store, self._route)
         self._lock = threading.Lock()
         self._used = 0
         self._calls: list[dict[str, Any]] = []
@@ -122,7 +126,7 @@ class Emulator:
         if api:
             targeted = self.faults.targets(f"{req.method} {api.group(2) or ''}")
             if targeted and self.faults.take("drop_connection_next"):
-                self._log(req, 0, 0)
+                self._log(req, Response(0))
                 return None
             self._sleep_latency()
             call = partial(self._api_call, version=api.group(1), path=api.group(2) or "", targeted=targeted)
@@ -134,7 +138,7 @@ class Emulator:
         else:
             self._sleep_latency()
             resp = self._guarded(self._unmetered, req)
-        self._log(req, resp.status, resp.records)
+        self._log(req, resp)
         return None if drop_after else resp
 
     def _guarded(self, handler: Callable[[Request], Response], req: Request) -> Response:
@@ -170,10 +174,16 @@ class Emulator:
             raise SESSION_INVALID
         if not self._count_call():
             raise LIMIT_EXCEEDED
+        return self._route(req, version, path)
+
+    def _route(self, req: Request, version: str, path: str) -> Response:
+        """The handler of an authenticated, counted call; Composite runs its subrequests through it too."""
         if path == "jobs/ingest" or path.startswith("jobs/ingest/"):
             return self.bulk.handle(req, version, path[len("jobs/ingest") :])
         if path == "composite/sobjects" or path.startswith("composite/sobjects/"):
             return self.collections.handle(req, version, path[len("composite/sobjects") :])
+        if path == "composite" or path.startswith("composite/"):
+            return self.composite.handle(req, version, path[len("composite") :])
         return self.rest.handle(req, version, path)
 
     def _sleep_latency(self) -> None:
@@ -182,9 +192,12 @@ class Emulator:
         if latency > 0:
             time.sleep(latency / 1000)
 
-    def _log(self, req: Request, status: int, records: int) -> None:
+    def _log(self, req: Request, resp: Response) -> None:
+        entry: dict[str, Any] = {"method": req.method, "path": req.path, "status": resp.status, "records": resp.records}
+        if resp.subrequests is not None:
+            entry["subrequests"] = resp.subrequests
         with self._lock:
-            self._calls.append({"method": req.method, "path": req.path, "status": status, "records": records})
+            self._calls.append(entry)
 
     # --- /_emulator/ controls (no auth, not logged, not metered) -------------------------------------
 

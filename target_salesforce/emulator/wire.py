@@ -44,6 +44,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     # How many records the call carried, for the emulator's call log (benchmarks count it).
     records: int = 0
+    # A Composite call's subrequests ({method, path, status} each), for the call log: one call, several resources.
+    subrequests: list[dict[str, Any]] | None = None
 
 
 def json_response(status: int, payload: Any, records: int = 0) -> Response:

@@ -179,12 +179,30 @@ WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 
 
 def write_calls(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Calls of the emulator's log that write data (sObject/Collections writes and Bulk ingest jobs)."""
+    """Calls of the emulator's log that write data (sObject/Collections writes and Bulk ingest jobs).
+
+    A Composite call (a POST) writes only if one of its subrequests does: the target's describes come that way.
+    """
     return [
         c
         for c in calls
-        if c["method"] in WRITE_METHODS and "/services/oauth2/" not in c["path"] and "/_emulator" not in c["path"]
+        if c["method"] in WRITE_METHODS
+        and "/services/oauth2/" not in c["path"]
+        and "/_emulator" not in c["path"]
+        and not reads_only(c)
     ]
+
+
+def reads_only(call: dict[str, Any]) -> bool:
+    """A Composite call whose subrequests are all GETs (the emulator's log lists them)."""
+    subrequests = call.get("subrequests")
+    return subrequests is not None and all(s["method"] == "GET" for s in subrequests)
+
+
+def described_objects(calls: list[dict[str, Any]]) -> list[str]:
+    """The objects the calls described, directly or as Composite subrequests, in order."""
+    paths = [path for c in calls for path in (c["path"], *(s["path"] for s in c.get("subrequests") or ()))]
+    return [p.split("/sobjects/")[1].split("/")[0] for p in paths if p.rstrip("/").endswith("/describe")]
 
 
 def parent_child_config(base_config: dict[str, Any], api: str, **extra: Any) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from singer_sdk.testing.templates import TargetTestTemplate
 
 from target_salesforce.target import TargetSalesforce
 from tests.conftest import EmulatorProcess, start_emulator
+from tests.target.conftest import described_objects
 
 OBJECTS_FILE = Path(__file__).with_name("standard_objects.json")
 
@@ -100,7 +101,7 @@ class Org:
 
     def described(self, sobject: str) -> bool:
         """Whether the target asked for the object's describe since the last reset (its sink was set up)."""
-        return any(call["path"].endswith(f"/sobjects/{sobject}/describe") for call in self.emulator.calls())
+        return sobject in described_objects(self.emulator.calls())
 
 
 class ReadBack(TargetTestTemplate):
