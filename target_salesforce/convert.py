@@ -28,6 +28,7 @@ import datetime
 import json
 import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -380,6 +381,15 @@ def converter_for(field: Mapping[str, Any]) -> Converter:
     return _FACTORIES.get(field.get("type", "string"), _text)(field)
 
 
+def unchanged_up_to(field: Mapping[str, Any]) -> int:
+    """The longest str a column sends as it is, so the record converter copies it without calling the converter:
+    for plain text, half the field's length (see ``_text``), any length without a limit; -1 for other types."""
+    if field.get("type", "string") in _FACTORIES:
+        return -1
+    limit = int(field.get("length") or 0)
+    return limit // 2 if limit else sys.maxsize
+
+
 class RecordConverter:
     """A record's payload: object field (or ``Rel.ExtField``) → value, for the columns the record has.
 
@@ -391,21 +401,31 @@ class RecordConverter:
 
     def __init__(self, plan: WritePlan, null_policy: str) -> None:
         clear = null_policy == "clear" and plan.sync_mode != "insert"
-        # (source field, payload key, converter, payload key a null clears or None when a null is left out)
+        # (source field, payload key, converter, payload key a null clears or None when a null is left out,
+        # longest str sent unchanged)
         self._columns = [
-            (c.source, c.target, c.convert, (c.lookup_field or c.target) if clear and not c.is_match else None)
+            (
+                c.source,
+                c.target,
+                c.convert,
+                (c.lookup_field or c.target) if clear and not c.is_match else None,
+                unchanged_up_to(c.field),
+            )
             for c in plan.columns
         ]
 
     def __call__(self, record: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         bad: list[tuple[str, ValueRejected]] = []
-        for source, target, convert, null_target in self._columns:
-            value = record.get(source, _ABSENT)
-            if value is None:
+        get, absent = record.get, _ABSENT  # locals: this loop runs for every column of every record
+        for source, target, convert, null_target, unchanged in self._columns:
+            value = get(source, absent)
+            if value.__class__ is str and len(value) <= unchanged:
+                out[target] = value
+            elif value is None:
                 if null_target is not None:
                     out[null_target] = None
-            elif value is not _ABSENT:
+            elif value is not absent:
                 try:
                     out[target] = convert(value)
                 except ValueRejected as exc:

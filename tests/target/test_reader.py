@@ -35,3 +35,10 @@ def test_lines_msgspec_refuses_but_python_reads_still_count() -> None:
 def test_invalid_utf8_inside_a_string_is_named_with_its_line_and_byte() -> None:
     with pytest.raises(BadInputLine, match=r"^line 2: not valid UTF-8 \(byte 46\)"):
         read(b"\n", b'{"type":"RECORD","stream":"s","record":{"a":"\xff"}}\n')
+
+
+def test_blank_lines_are_skipped_and_still_counted() -> None:
+    record = b'{"type":"RECORD","stream":"s","record":{"a":1}}\n'
+    assert read(b"\n", b"  \r\n", record) == [{"type": "RECORD", "stream": "s", "record": {"a": 1}}]
+    with pytest.raises(BadInputLine, match=r"^line 3: RECORD's 'record' must be a JSON object"):
+        read(b"\n", b"\t\n", b'{"type":"RECORD","stream":"s","record":[1]}\n')
