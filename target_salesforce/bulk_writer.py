@@ -21,7 +21,7 @@ import requests
 from target_salesforce.bulk_upload import BulkUpload, FileBody, ResultMatcher
 from target_salesforce.client import OutcomeUnknown
 from target_salesforce.errors import TargetError
-from target_salesforce.outcomes import LOCK_ERROR, LOCK_RETRIES, Outcome, lock_pause
+from target_salesforce.outcomes import LOCK_ERROR, LOCK_RETRIES, Outcome, wait_before_lock_retry
 from target_salesforce.spool import anonymous_file
 
 FINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
@@ -119,14 +119,7 @@ class BulkWriter:
                     return
                 if locked:
                     locked_rounds += 1
-                    logger.info(
-                        "Retrying %d row(s) that hit %s (attempt %d of %d)",
-                        locked,
-                        LOCK_ERROR,
-                        locked_rounds,
-                        LOCK_RETRIES,
-                    )
-                    time.sleep(lock_pause(locked_rounds))
+                    wait_before_lock_retry(locked, locked_rounds)
                 previous, upload = upload, upload.subset(sorted(again))
                 previous.close()
         finally:

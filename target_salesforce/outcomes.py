@@ -36,9 +36,13 @@ class Outcome:
 WriteFn = Callable[[list[dict]], list[Outcome]]
 
 
-def lock_pause(attempt: int, base_delay: float = 0.5) -> float:
-    """Seconds to wait before re-sending locked rows the ``attempt``-th time: the lock holder gets longer each time."""
-    return base_delay * retry_pause.scale() * 2 ** (attempt - 1)
+def wait_before_lock_retry(rows: int, attempt: int, attempts: int = LOCK_RETRIES, base_delay: float = 0.5) -> None:
+    """Say so and pause before re-sending locked rows the ``attempt``-th time: the lock holder gets longer each time.
+
+    Both writers retry locked rows (Collections per request, Bulk in a new job); they pause and log alike.
+    """
+    logger.info("Retrying %d row(s) that hit %s (attempt %d of %d)", rows, LOCK_ERROR, attempt, attempts)
+    time.sleep(base_delay * retry_pause.scale() * 2 ** (attempt - 1))
 
 
 def retry_locked_rows(write: WriteFn, rows: list[dict], attempts: int = LOCK_RETRIES) -> list[Outcome]:
@@ -52,8 +56,7 @@ def retry_locked_rows(write: WriteFn, rows: list[dict], attempts: int = LOCK_RET
         locked = [i for i, outcome in enumerate(outcomes) if outcome.error_code == LOCK_ERROR]
         if not locked:
             break
-        logger.info("Retrying %d row(s) that hit %s (attempt %d of %d)", len(locked), LOCK_ERROR, attempt, attempts)
-        time.sleep(lock_pause(attempt))
+        wait_before_lock_retry(len(locked), attempt, attempts)
         for index, outcome in zip(locked, write([rows[i] for i in locked]), strict=True):
             outcomes[index] = outcome
     return outcomes
