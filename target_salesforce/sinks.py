@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cached_property
 from itertools import islice
@@ -96,6 +97,7 @@ class SalesforceSink(BatchSink):
         self._deletes_all = self.plan.sync_mode in DELETE_MODES
         self._deferred: dict[Any, Row] = {}  # rows whose parent record was not written yet (retry_deferred)
         self._may_defer = False
+        self._writing: tuple[Future[None], Tally] | None = None  # the batch being written in the background
         # A record that deletes needs only its match value: its other fields are neither converted nor sent.
         self._delete_plan = replace(self.plan, columns=[c for c in self.plan.columns if c.is_match])
         results = self._run.results
@@ -213,16 +215,68 @@ class SalesforceSink(BatchSink):
         return not delete and self.plan.match_kind == "id" and self.plan.sync_mode == "upsert"
 
     def process_batch(self, context: dict) -> None:
+        """Write a batch; a full one drained while records stream in is written in the background.
+
+        The target says when a batch may overlap reading (``overlaps``): then its Bulk job is built, uploaded and
+        processed by Salesforce while the next batch is read, instead of reading waiting for Salesforce. Every other
+        drain (a full drain before STATE, a parent's records before its children's, a sink retired by a new
+        SCHEMA) writes before it returns. A sink never has two writes at once: each waits for the one before it, so an
+        older version of a record never lands after a newer one.
+        """
         batch: SpooledBatch | None = context.pop("batch", None)
+        self.wait_for_writes()
         if batch is None:
             return
         try:
             self._owner.drain_parents(self)  # type: ignore[attr-defined]  # parents' pending records first
             # Outside a full drain a parent record may not have been read yet: its children can wait for the next one.
             self._may_defer = not self._owner.in_full_drain  # type: ignore[attr-defined]
-            self._write_rows(batch, "batch")
+        except BaseException:
+            batch.close()
+            raise
+        tally = Tally()
+        if self._owner.overlaps(self):  # type: ignore[attr-defined]
+            self._writing = (self._background.submit(self._write_batch, batch, tally), tally)
+        else:
+            try:
+                self._write_batch(batch, tally)
+            finally:
+                self._settle(tally)
+
+    def _write_batch(self, batch: SpooledBatch, tally: Tally) -> None:
+        try:
+            self._write_rows(batch, "batch", tally)
         finally:
             batch.close()
+
+    @cached_property
+    def _background(self) -> ThreadPoolExecutor:
+        """One thread: a sink's batches are written one after another, in the order they were read."""
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{self.stream_name}")
+
+    def wait_for_writes(self) -> None:
+        """Return once the batch written in the background (if any) is; its failure (the API limit, a lost job)
+        is raised here, in the reading thread, before any STATE can cover its rows."""
+        if self._writing is None:
+            return
+        (future, tally), self._writing = self._writing, None
+        try:
+            future.result()
+        finally:
+            self._settle(tally)
+
+    def finished_writing(self) -> None:
+        """Take in a background write that has ended, so its failure stops the run at once (called per record)."""
+        if self._writing is not None and self._writing[0].done():
+            self.wait_for_writes()
+
+    def _settle(self, batch: Tally) -> None:
+        """Count a written batch's rows, in the reading thread: also when the run stops mid-batch at the API limit,
+        the rows Salesforce answered stay counted."""
+        self.tally.add(batch)
+        self.tally_record_written(batch.created + batch.updated + batch.deleted)
+        if batch.merged:
+            self.tally_duplicate_merged(batch.merged)
 
     def retry_deferred(self) -> None:
         """Write the rows deferred for a parent not yet read, once more, after the parents' pending records.
@@ -230,20 +284,29 @@ class SalesforceSink(BatchSink):
         Called at each full drain (before its STATE) and when a new SCHEMA retires the sink; a row failing again is
         rejected, so no STATE ever covers a deferred row.
         """
+        self.wait_for_writes()  # a background write may defer rows too
         rows = list(self._deferred.values())
         self._deferred.clear()
         if rows:
             self._owner.drain_parents(self)  # type: ignore[attr-defined]
             self._may_defer = False
-            self._write_rows(MemoryRows(rows), "retry of deferred rows")
+            tally = Tally()
+            try:
+                self._write_rows(MemoryRows(rows), "retry of deferred rows", tally)
+            finally:
+                self._settle(tally)
 
     @property
-    def holds_unwritten_rows(self) -> bool:
-        """Whether records this sink has read are neither written nor rejected yet (pending or deferred): no STATE
-        read after them may be printed until they are."""
+    def holds_pending_rows(self) -> bool:
+        """Whether records this sink has read wait to be written (pending, or deferred for their parent)."""
         return bool(self.current_size or self._deferred)
 
-    def _read(self, source: RowSource, deletes: array) -> Iterator[Row]:
+    @property
+    def background_write(self) -> Future[None] | None:
+        """The batch being written in the background, if any: its rows are neither written nor rejected yet."""
+        return self._writing[0] if self._writing is not None else None
+
+    def _read(self, source: RowSource, deletes: array, tally: Tally) -> Iterator[Row]:
         """The rows to write, in order; the refs of rows that delete go to ``deletes``, to be sent after them.
 
         A newer record for the match value of a deferred row replaces it, so an old version never lands last.
@@ -257,36 +320,35 @@ class SalesforceSink(BatchSink):
                 old = self._deferred.pop(key, None) if isinstance(key, str) else None
                 if old is not None:
                     spooled.merge_outside(row, [*old.merged, old.source])
-                    self.tally.merged += 1
+                    tally.merged += 1
             if row.delete:
                 deletes.append(row.ref)
             else:
                 yield row
-        if spooled is not None and spooled.merged:
-            self.tally.merged += spooled.merged
-            self.tally_duplicate_merged(spooled.merged)
+        if spooled is not None:
+            tally.merged += spooled.merged
 
-    def _write_rows(self, source: RowSource, what: str) -> None:
-        """Write every row of ``source`` and account for each; rows are read in chunks and sent as they come."""
-        batch = Tally()
+    def _write_rows(self, source: RowSource, what: str, batch: Tally) -> None:
+        """Write every row of ``source`` and count each in ``batch``; rows are read in chunks and sent as they come.
+
+        It may run in the background thread, so it counts only in ``batch``, which the reading thread adds to the
+        sink's totals (``_settle``).
+        """
         self._source = source  # where a row is read back from by its ref when its outcome needs the record
         self._senders: dict[str, _Sender] = {}
         self._run.client.check_budget()
         deletes = array("q")
         try:
             # Writes before deletes: in a change log a row's delete follows its writes.
-            for chunk in _chunks(self._read(source, deletes)):
+            for chunk in _chunks(self._read(source, deletes, batch)):
                 self._write(chunk, batch)
             self._finish_sends()
             for chunk in _chunks(source.row(ref) for ref in deletes):
                 self._delete(chunk, batch)
             self._finish_sends()
         finally:
-            # Also when the run stops mid-batch at the API limit: the rows Salesforce answered stay counted.
             if self._run.results is not None:
                 self._run.results.flush()  # before the STATE that covers this batch
-            self.tally.add(batch)
-            self.tally_record_written(batch.created + batch.updated + batch.deleted)
         prefix = "DRY RUN, nothing written: " if self.config.get("dry_run") else ""
         deferred = f", {len(self._deferred)} deferred until their parents are written" if self._deferred else ""
         self.logger.info(
@@ -294,6 +356,9 @@ class SalesforceSink(BatchSink):
         )
 
     def clean_up(self) -> None:
+        self.wait_for_writes()
+        if "_background" in self.__dict__:
+            self._background.shutdown()
         self.logger.info("%s (stream '%s') totals: %s", self.plan.object_name, self.stream_name, self.tally.describe())
         super().clean_up()
 

@@ -7,6 +7,7 @@ import gc
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from functools import cached_property
 from typing import IO
@@ -71,11 +72,15 @@ class TargetSalesforce(Target):
         check_config(self.config)
         self._retired = Tally()  # what sinks retired by a new SCHEMA did, for the run summary
         self.in_full_drain = False  # sinks defer rows only outside a full drain (see _drain_all)
+        self._overlapping: Sink | None = None  # the full sink whose batch may be written while reading goes on
         self._records_read = 0
         self._started = time.monotonic()
         self._progress_every = progress_interval()
         self._next_progress = self._started + self._progress_every
         self._state_written: dict | None = None  # the STATE value last printed (singer-sdk's object, not a copy)
+        # A STATE whose records are all written or rejected but for batches being written in the background, and
+        # those writes: printed when they end (see _write_covered_state).
+        self._held_state: tuple[dict, list[Future[None]]] | None = None
         # Per stream: the sink a RecordPath was decided for, and that path (None: singer-sdk's own path).
         self._record_paths: dict[str, tuple[Sink | None, RecordPath | None]] = {}
 
@@ -115,6 +120,22 @@ class TargetSalesforce(Target):
         """Write the pending records of the objects ``sink`` looks up before ``sink`` writes its batch."""
         for parent in parents_among(sink, [s for s in self._sinks_active.values() if isinstance(s, SalesforceSink)]):
             self.drain_one(parent)
+            parent.wait_for_writes()  # also a batch the parent was writing in the background
+
+    def overlaps(self, sink: SalesforceSink) -> bool:
+        """Whether ``sink``'s batch may be written in the background: only a batch drained because it is full, while
+        records stream in. Any other drain must have written its rows when it returns (see process_batch)."""
+        return sink is self._overlapping and not self.in_full_drain
+
+    def _drain_full_sink(self, sink: SalesforceSink) -> None:
+        self.logger.info(
+            "Target sink for '%s' is full. Current size is '%s'. Draining...", sink.stream_name, sink.current_size
+        )
+        self._overlapping = sink
+        try:
+            self.drain_one(sink)
+        finally:
+            self._overlapping = None
 
     def get_sink(
         self,
@@ -166,17 +187,44 @@ class TargetSalesforce(Target):
 
         singer-sdk prints STATE only when it drains all sinks (end of input, or a record older than 5 minutes), so a
         run killed or stopped at the API limit hours in would have to start over. When no sink holds a record (pending
-        or deferred for its parent), every record before the latest STATE has been written or rejected.
+        or deferred for its parent), every record before the latest STATE has been written or rejected, or is in a
+        batch being written in the background: then that STATE is held until those writes end (``_held_state``),
+        while the records after it are read.
         """
-        if self._latest_state is None or self._latest_state is self._state_written:
+        if self._held_state is not None:
+            self._write_held_state()
+        latest = self._latest_state
+        if latest is None or latest is self._state_written or (self._held_state and self._held_state[0] is latest):
             return
+        writes: list[Future[None]] = []
         for sink in [*self._sinks_active.values(), *self._sinks_to_clear]:
-            if sink.holds_unwritten_rows if isinstance(sink, SalesforceSink) else sink.current_size:
+            if not isinstance(sink, SalesforceSink):
+                if sink.current_size:
+                    return
+            elif sink.holds_pending_rows:
                 return
-        self._write_state_message(copy.deepcopy(self._latest_state))
+            elif sink.background_write is not None:
+                writes.append(sink.background_write)
+        if writes:
+            self._held_state = (latest, writes)  # a newer STATE whose writes include every write still running
+        else:
+            self._write_state_message(copy.deepcopy(latest))
+
+    def _write_held_state(self) -> None:
+        """Print the held STATE once the background writes it waits for have ended (their failures raised first)."""
+        state, writes = self._held_state  # type: ignore[misc]
+        if not all(write.done() for write in writes):
+            return
+        self._held_state = None
+        for sink in self._sinks_active.values():
+            if isinstance(sink, SalesforceSink):
+                sink.finished_writing()
+        Target._write_state_message(self, copy.deepcopy(state))
+        self._state_written = state
 
     def _write_state_message(self, state: dict) -> None:
         """Print each STATE once: singer-sdk writes its latest STATE again at every full drain."""
+        self._held_state = None  # the latest STATE covers it (a full drain has written everything)
         if self._latest_state is self._state_written:
             return
         super()._write_state_message(state)
@@ -201,13 +249,9 @@ class TargetSalesforce(Target):
             super()._process_record_message(message_dict)
         else:
             if path.process(message_dict):
-                sink = path.sink
-                self.logger.info(
-                    "Target sink for '%s' is full. Current size is '%s'. Draining...",
-                    sink.stream_name,
-                    sink.current_size,
-                )
-                self.drain_one(sink)
+                self._drain_full_sink(path.sink)
+            else:
+                path.sink.finished_writing()
             self._handle_max_record_age()
         self._write_covered_state()
         self._records_read += 1
