@@ -59,18 +59,22 @@ class SalesforceSink(BatchSink):
     # so whatever its size, and a batch is spooled to disk (about 30 bytes of memory a row), so it can be large; a
     # batch whose CSV passes MAX_UPLOAD_BYTES is split into several jobs.
     BULK_MAX_SIZE_DEFAULT = 500_000
+    # The first such batch is smaller: Salesforce starts on its job while the next batch is read (see
+    # process_batch), instead of waiting idle for half a million records to be read first.
+    BULK_FIRST_SIZE_DEFAULT = 50_000
 
     def __init__(self, target: Target, stream_name: str, schema: dict, key_properties: Sequence[str] | None) -> None:
         self._run: RunContext = target.run_context  # type: ignore[attr-defined]
         self._owner = target  # drains the parents' pending records before this sink writes (drain_parents)
         self.tally = Tally()
         self._keeps_deleted_at = stream_settings(target.config, stream_name).process_deletes
+        self._drained_once = False
         super().__init__(target, stream_name, schema, key_properties)
 
     @property
     def max_size(self) -> int:
         if self.batch_size_rows is None and self.settings.api != "rest":
-            return self.BULK_MAX_SIZE_DEFAULT
+            return self.BULK_MAX_SIZE_DEFAULT if self._drained_once else self.BULK_FIRST_SIZE_DEFAULT
         return super().max_size
 
     @property
@@ -224,6 +228,7 @@ class SalesforceSink(BatchSink):
         older version of a record never lands after a newer one.
         """
         batch: SpooledBatch | None = context.pop("batch", None)
+        self._drained_once = True
         self.wait_for_writes()
         if batch is None:
             return
