@@ -294,19 +294,22 @@ def _date(field: Mapping[str, Any]) -> Converter:
     name = field["name"]
 
     def convert(value: Any) -> str:
-        if isinstance(value, datetime.datetime):
-            return value.date().isoformat()
-        if isinstance(value, datetime.date):
-            return value.isoformat()
         if value.__class__ is str:
             try:
-                return datetime.date.fromisoformat(value).isoformat()  # most date values: no time part to drop
+                parsed = datetime.date.fromisoformat(value)  # most date values: no time part to drop
             except ValueError:
                 pass
+            else:
+                # YYYY-MM-DD, the only form of ten characters with a dash at 7, is already what Salesforce reads
+                return value if len(value) == 10 and value[7] == "-" else parsed.isoformat()
             try:
                 return _parse_datetime(value).date().isoformat()
             except ValueError:
                 pass
+        elif isinstance(value, datetime.datetime):
+            return value.date().isoformat()
+        elif isinstance(value, datetime.date):
+            return value.isoformat()
         raise _invalid_type(name, value)
 
     return convert

@@ -44,6 +44,10 @@ class RecordBeforeSchema(TargetError, RecordsWithoutSchemaException):
     """A RECORD arrived for a stream that has had no SCHEMA."""
 
 
+def _too_deep(number: int) -> BadInputLine:
+    return BadInputLine(f"line {number}: values are nested too deeply to read: flatten the record in the tap")
+
+
 class LineCountingReader(SimpleSingerReader):
     """Reads Singer messages, naming the line number in every input error."""
 
@@ -54,12 +58,27 @@ class LineCountingReader(SimpleSingerReader):
     ) -> Counter[str]:
         stats: Counter[str] = Counter()
         filein = file_input if file_input is not None else sys.stdin.buffer
+        decode = _DECODER.decode
         for number, raw in enumerate(filein, start=1):
             self._current_message = raw
-            message = self._parse(raw, number)
-            if message is None:
-                continue
-            record_type = message["type"]
+            try:
+                message = decode(raw)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                if not raw.strip():
+                    continue  # a blank line, which msgspec refuses: only then is the line stripped
+                message = self._parse_slowly(raw, number)
+            except RecursionError:
+                raise _too_deep(number) from None
+            if (
+                message.__class__ is dict
+                and message.get("type") == "RECORD"
+                and message.get("stream").__class__ is str
+                and message.get("record").__class__ is dict
+            ):
+                record_type = "RECORD"  # the usual RECORD, well-formed: what _check would find, in four look-ups
+            else:
+                message = self._check(message, number)
+                record_type = message["type"]
             callback = callbacks.get(record_type)
             if callback is None:
                 raise BadInputLine(
@@ -90,37 +109,13 @@ class LineCountingReader(SimpleSingerReader):
             ) from None
 
     @classmethod
-    def _parse(cls, raw: str | bytes, number: int) -> dict[str, t.Any] | None:
-        """The line's message, or None for a blank line (msgspec refuses those: only then is the line stripped)."""
-        try:
-            message = _DECODER.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            if not raw.strip():
-                return None
-            message = cls._parse_slowly(raw, number)
-        except RecursionError:
-            raise BadInputLine(
-                f"line {number}: values are nested too deeply to read: flatten the record in the tap"
-            ) from None
-        if (
-            message.__class__ is dict
-            and message.get("type") == "RECORD"
-            and message.get("stream").__class__ is str
-            and message.get("record").__class__ is dict
-        ):
-            return message  # the usual RECORD, well-formed: what _check would find, in four look-ups
-        return cls._check(message, number)
-
-    @classmethod
     def _parse_slowly(cls, raw: str | bytes, number: int) -> t.Any:
         """The standard library's reading of a line msgspec refused: it accepts a little more (NaN, Infinity), and
         where it too fails its error says what is wrong and where in terms a user can find in the line."""
         try:
             return deserialize_json(cls._decode(raw, number))
         except RecursionError:
-            raise BadInputLine(
-                f"line {number}: values are nested too deeply to read: flatten the record in the tap"
-            ) from None
+            raise _too_deep(number) from None
         except json.JSONDecodeError as exc:
             raise BadInputLine(
                 f"line {number}: not valid JSON ({exc.msg} at column {exc.colno}): fix the tap output"

@@ -11,7 +11,7 @@ value it cannot judge cheaply (an unusual Python type, an ``enum`` of numbers) i
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -192,6 +192,21 @@ def _compile(node: Any, keywords: Callable[[Mapping[str, Any]], Any]) -> Rule:
     return check
 
 
+def _decided_by_shape(schema: Any, keywords: Callable[[Mapping[str, Any]], Any]) -> bool:
+    """Whether a compiled check's answer for a record depends only on the record's shape (its keys, in order, and
+    its values' classes): the record node has object keywords only and every field's schema at most a ``type``."""
+
+    def type_only(node: Any) -> bool:
+        return isinstance(node, bool) or (isinstance(node, Mapping) and set(keywords(node)) <= {"type"})
+
+    return (
+        isinstance(schema, Mapping)
+        and set(keywords(schema)) <= _OBJECT_KEYWORDS
+        and all(type_only(node) for node in schema.get("properties", {}).values())
+        and type_only(schema.get("additionalProperties", True))
+    )
+
+
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _MESSAGE_CHARS else text[: _MESSAGE_CHARS - 1] + "…"
@@ -209,15 +224,27 @@ class RecordCheck:
         self._validator = validator
         checks_formats = bool(getattr(validator.format_checker, "checkers", None))
         acting = frozenset(validator.VALIDATORS) - (set() if checks_formats else {"format"})
+
+        def keywords(node: Mapping[str, Any]) -> Iterator[str]:
+            return (k for k in node if k in acting)
+
         try:
-            self._fast: Rule | None = _compile(schema, lambda node: (k for k in node if k in acting))
+            self._fast: Rule | None = _compile(schema, keywords)
         except _Unsupported:
             self._fast = None
+        self._by_shape = self._fast is not None and _decided_by_shape(schema, keywords)
 
     @property
     def compiled(self) -> bool:
         """Whether records are checked by the compiled path (else every record goes through ``jsonschema``)."""
         return self._fast is not None
+
+    def passes_by_shape(self, record: Any) -> bool:
+        """Whether the record passes, and so does every record of its shape (the same keys in the same order, each
+        value of the same class): true only where the compiled answer depends on nothing else (the usual schema,
+        which only says which types each field holds) and is a pass. ``jsonschema``'s acquittals never count here:
+        they may depend on the value (an integer field accepts ``1.0`` but not ``1.5``)."""
+        return self._by_shape and record.__class__ is dict and _passes(self._fast, record)  # type: ignore[arg-type]
 
     def problem(self, record: Any) -> str | None:
         """None when the record conforms, else one line naming the field and what is wrong with it."""
@@ -249,3 +276,7 @@ class RejectingValidator(BaseJSONSchemaValidator):
         problem = self._check.problem(record)
         if problem is not None:
             self.errors[id(record)] = problem
+
+    def passes_by_shape(self, record: dict[str, Any]) -> bool:
+        """See ``RecordCheck.passes_by_shape``: a record path need not validate the next record of this shape."""
+        return self._check.passes_by_shape(record)

@@ -8,6 +8,12 @@ target's sink, ``RecordPath`` does the same steps in the same order, decided onc
 no copy (nothing else reads the message's record), metadata stripped only when the record has some, the
 validator called directly. Any other stream keeps singer-sdk's own path, so stream maps and flattening behave as
 singer-sdk defines them.
+
+The checks before the write (metadata columns to strip, the schema check, warnings about fields the schema lacks,
+key properties present) depend, for the usual schema that only says which types each field holds, on nothing but
+the record's shape: its keys in order and the classes of its values. A shape that passed them all once is
+remembered, and the next records of that shape (nearly all of them: a tap writes the same fields each time) skip
+them for one set look-up.
 """
 
 from __future__ import annotations
@@ -35,32 +41,52 @@ SDC_COLUMNS = frozenset(
 )
 
 
+# Fields and classes of the shapes remembered per sink, at most (a pointer each: 4 MB): a tap whose records take
+# more shapes than fit has the others checked in full each time.
+MAX_SHAPE_CELLS = 500_000
+
 # Sink hooks this path calls singer-sdk's way or skips (preprocess_record returns the record as it is): a sink that
 # overrides one of them keeps singer-sdk's path, which calls it.
 _STEPS_TAKEN_AS_SINGER_SDKS = ("_get_context", "_validate_and_parse", "preprocess_record", "_after_process_record")
 
 
 class RecordPath:
-    """One sink's per-record steps, in singer-sdk's order; ``process`` answers whether the sink is now full."""
+    """One sink's per-record steps, in singer-sdk's order; ``process`` answers whether the sink is now full.
+
+    The sink's methods and settings the steps use are looked up once here: the path lives as long as its sink.
+    """
 
     __slots__ = (
         "_adds_metadata",
+        "_check_fields",
         "_counter",
         "_debug",
         "_key_properties",
+        "_passes_by_shape",
         "_schema",
+        "_shape_cells",
+        "_shapes",
+        "_tally",
         "_treatment",
-        "_validator",
+        "_validate",
+        "_write",
         "sink",
     )
 
     def __init__(self, sink: SalesforceSink) -> None:
         self.sink = sink
         self._adds_metadata = sink.include_sdc_metadata_properties
-        self._validator: RejectingValidator | None = sink._validator  # type: ignore[assignment]
+        validator: RejectingValidator | None = sink._validator  # type: ignore[assignment]
+        self._validate = validator.validate if validator is not None else None
+        self._passes_by_shape = validator.passes_by_shape if validator is not None else None
+        self._shapes: set[tuple] = set()  # shapes of records that passed every check before the write
+        self._shape_cells = 0
+        self._check_fields = sink._parse_timestamps_in_record
         self._schema = sink.schema
         self._treatment = sink.datetime_error_treatment
         self._key_properties = tuple(sink.key_properties or ())
+        self._tally = sink.tally_record_read
+        self._write = sink.process_record
         self._counter = sink.record_counter_metric
         # singer-sdk logs every processed record at debug level; only a debug run pays for it here.
         self._debug = sink.logger.isEnabledFor(logging.DEBUG)
@@ -92,17 +118,32 @@ class RecordPath:
             context = sink._get_context(record)
         if self._adds_metadata:
             sink._add_sdc_metadata_to_record(record, message, context)
-        elif not SDC_COLUMNS.isdisjoint(record):
-            sink._remove_sdc_metadata_from_record(record)
-        if self._validator is not None:
-            self._validator.validate(record)  # a failure is kept for process_record, which rejects the record
-        sink._parse_timestamps_in_record(record, self._schema, self._treatment)
-        for name in self._key_properties:
-            if name not in record:
-                sink._singer_validate_message(record)  # raises singer-sdk's MissingKeyPropertiesError
-        sink.tally_record_read()
-        sink.process_record(record, context)
+        shape = (*record, *map(type, record.values()))  # keys are str, never a class: the two halves cannot blur
+        if shape not in self._shapes:
+            self._check(record, shape)
+        self._tally()
+        self._write(record, context)
         self._counter.increment()
         if self._debug:
             sink._after_process_record(context)
         return sink.is_full
+
+    def _check(self, record: dict[str, Any], shape: tuple) -> None:
+        """singer-sdk's steps between metadata and write; the shape is remembered when the answer holds for it."""
+        sink = self.sink
+        if not self._adds_metadata and not SDC_COLUMNS.isdisjoint(record):
+            sink._remove_sdc_metadata_from_record(record)
+            shape = ()  # the record changed: its shape is not the one looked up
+        if self._validate is not None:
+            self._validate(record)  # a failure is kept for process_record, which rejects the record
+        self._check_fields(record, self._schema, self._treatment)
+        for name in self._key_properties:
+            if name not in record:
+                sink._singer_validate_message(record)  # raises singer-sdk's MissingKeyPropertiesError
+        if (
+            shape
+            and self._shape_cells + len(shape) <= MAX_SHAPE_CELLS
+            and (self._passes_by_shape is None or self._passes_by_shape(record))
+        ):
+            self._shapes.add(shape)
+            self._shape_cells += len(shape)

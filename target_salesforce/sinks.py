@@ -161,12 +161,13 @@ class SalesforceSink(BatchSink):
         The converters parse dates against the Salesforce field's type and reject a bad value as that record's
         error, where singer-sdk's parsing ends the run on it (and costs a tenth of the CPU per record).
         """
-        unknown = record.keys() - schema["properties"].keys()
-        if unknown and not schema.get("additionalProperties", False):
-            for key in sorted(unknown - self._warned_missing_fields):
-                if record[key] is not None:
-                    self.logger.warning("No schema for record field '%s'", key)
-                    self._warned_missing_fields.add(key)
+        known = schema["properties"].keys()
+        if record.keys() <= known or schema.get("additionalProperties", False):
+            return  # the usual record: every field in the schema, found without building the set of the others
+        for key in sorted(record.keys() - known - self._warned_missing_fields):
+            if record[key] is not None:
+                self.logger.warning("No schema for record field '%s'", key)
+                self._warned_missing_fields.add(key)
 
     # Records
 
@@ -180,20 +181,23 @@ class SalesforceSink(BatchSink):
 
     def _merge_key(self, values: dict[str, Any], delete: bool) -> Hashable | None:
         """What merges records of a batch (the last wins): the match value; None for a row never merged."""
-        if not delete and self.plan.sync_mode == "insert":
+        plan = self.plan
+        inserts = plan.sync_mode == "insert"
+        if inserts and not delete:
             return None  # inserts are never merged: each creates a record
-        value = values.get(self.plan.match_field) if self.plan.match_field else None
+        value = values.get(plan.match_field) if plan.match_field else None
         if value is None:
             return None
         key = match_key(value, self._match_case_sensitive)
-        return ("delete", key) if delete and self.plan.sync_mode == "insert" else key  # deletes of one record merge
+        return ("delete", key) if delete and inserts else key  # deletes of one record merge
 
     def process_record(self, record: dict, context: dict) -> None:
-        error = self._validator.errors.pop(id(record), None) if self._validator is not None else None  # type: ignore[attr-defined]
+        failures = self._validator.errors if self._validator is not None else None  # type: ignore[attr-defined]
+        error = failures.pop(id(record), None) if failures else None  # empty for nearly every record: no id() then
         if error is not None:
             self._reject(record, "INVALID_RECORD", f"Record does not match the stream's schema: {error}")
             return
-        delete = self._deletes_all or (self.settings.process_deletes and record.get("_sdc_deleted_at") is not None)
+        delete = self._deletes_all or (self._keeps_deleted_at and record.get("_sdc_deleted_at") is not None)
         try:
             values = (self._convert_delete if delete else self._convert)(record)
         except RecordRejected as exc:

@@ -211,6 +211,20 @@ def test_date_from_date_datetime_and_text():
     assert convert("2024-03-01T10:00:00Z") == "2024-03-01"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20240105", "2024-01-05"),
+        ("2024-W01-2", "2024-01-02"),
+        ("2024W012", "2024-01-02"),
+        ("0999-12-31", "0999-12-31"),
+    ],
+)
+def test_date_text_in_other_iso_forms_is_sent_as_yyyy_mm_dd(text, expected):
+    """Only YYYY-MM-DD goes out as written; the other forms Python reads (basic, week dates) are rewritten."""
+    assert widget("Launch_Date__c")(text) == expected
+
+
 @pytest.mark.parametrize("value", ["31/12/2024", "", "2024-02-30", 20240101])
 def test_date_rejects_other_values(value):
     assert rejected(widget("Launch_Date__c"), value).code == "INVALID_TYPE_ON_FIELD_IN_RECORD"

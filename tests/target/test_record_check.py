@@ -158,6 +158,33 @@ def test_formats_checked_by_the_validator_leave_the_record_to_it() -> None:
     assert check_for(schema)[0].compiled  # formats unchecked (singer-sdk's default): nothing to leave
 
 
+def test_only_a_pass_of_a_types_only_schema_holds_for_the_records_shape() -> None:
+    """A record path skips the check for later records of a shape that passed: that must never skip a failure."""
+    types_only = {
+        "type": "object",
+        "properties": {"f": {"type": ["integer", "null"]}, "g": {"type": "string", "title": "annotations are fine"}},
+        "required": ["g"],
+        "additionalProperties": False,
+    }
+    check, reference = check_for(types_only)
+    assert check.passes_by_shape({"f": 1, "g": "a"}) and check.passes_by_shape({"f": None, "g": "b"})
+    assert not check.passes_by_shape({"f": "x", "g": "a"}) and not check.passes_by_shape({"g": "a", "h": 1})
+    # jsonschema accepts 3.0 as an integer but not 2.5, both floats: its acquittal of one says nothing of the other
+    assert reference.validator.is_valid({"f": 3.0, "g": "a"}) and check.problem({"f": 3.0, "g": "a"}) is None
+    assert not check.passes_by_shape({"f": 3.0, "g": "a"})
+    # a keyword about the value itself (length, enum, nested fields) makes the answer depend on more than the shape
+    for field in ({"type": "string", "maxLength": 3}, {"enum": ["a"]}, {"type": "object", "properties": {}}):
+        schema = {"type": "object", "properties": {"f": field}}
+        value_check, _ = check_for(schema)
+        assert (
+            value_check.compiled and value_check.problem({"f": "a"} if "properties" not in field else {"f": {}}) is None
+        )
+        assert not value_check.passes_by_shape({"f": "a"}) and not value_check.passes_by_shape({"f": {}})
+    date_schema = record_schema({"type": "string", "format": "date"})
+    formats = RecordCheck(date_schema, JSONSchemaValidator(date_schema, validate_formats=True).validator)
+    assert not formats.passes_by_shape({"f": "2024-02-29", "g": "a"})
+
+
 def test_problem_names_the_field_and_stays_short() -> None:
     check, _ = check_for(record_schema({"type": "integer"}))
     assert check.problem({"f": "old"}) == "field 'f': 'old' is not of type 'integer'"
