@@ -3,14 +3,13 @@
 A job is created, its CSV uploaded, closed, polled until Salesforce has processed it, and then its successful and
 failed results are read and matched to the rows sent: the sink may only return (and STATE may only move on) once
 every row has an answer. Results come back in no guaranteed order and echo the columns as uploaded, so rows are
-matched to outcomes by their CSV cells (``bulk_upload.ResultMatcher``). Rows that hit a record lock, or that a
+matched to outcomes by their echoed cells (``bulk_results.ResultMatcher``). Rows that hit a record lock, or that a
 failed job left unprocessed, go again in a new job. A job whose answers get lost is resumed by its id (its state
 read back), never re-run with the same data: see ``_start_job`` and ``_set_state``.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ from typing import IO, Any, Protocol
 
 import requests
 
-from target_salesforce.bulk_upload import BulkUpload, FileBody, ResultMatcher
+from target_salesforce.bulk_results import ResultMatcher
+from target_salesforce.bulk_upload import BulkUpload, FileBody
 from target_salesforce.client import OutcomeUnknown
 from target_salesforce.errors import TargetError
 from target_salesforce.outcomes import LOCK_ERROR, LOCK_RETRIES, Outcome, wait_before_lock_retry
@@ -47,11 +47,12 @@ def _parse_error(text: str) -> tuple[str, str, list[str]]:
     return code, message.strip(), [f for f in fields.split(",") if f.strip()]
 
 
-def _outcome(kind: str, cells: list[str]) -> Outcome:
-    if kind == "successfulResults":
-        return Outcome(True, id=cells[0], created=cells[1].lower() == "true")
-    code, message, fields = _parse_error(cells[1])
-    return Outcome(False, id=cells[0] or None, error_code=code, message=message, fields=fields)
+def _outcome(successful: bool, sf_id: str, second: str) -> Outcome:
+    """A result line's outcome from its first two cells: sf__Id, then sf__Created or sf__Error."""
+    if successful:
+        return Outcome(True, id=sf_id, created=second.lower() == "true")
+    code, message, fields = _parse_error(second)
+    return Outcome(False, id=sf_id or None, error_code=code, message=message, fields=fields)
 
 
 class BulkWriter:
@@ -84,11 +85,7 @@ class BulkWriter:
                 info = self._wait(job_id, len(upload))
                 matcher = ResultMatcher(upload)
                 again: list[int] = []
-                for kind, cells in self._results(job_id, failed=info.get("numberRecordsFailed") != 0):
-                    index = matcher.find(cells[2:])
-                    if index is None:
-                        continue
-                    outcome = _outcome(kind, cells)
+                for index, outcome in self._results(job_id, matcher, failed=info.get("numberRecordsFailed") != 0):
                     if outcome.error_code == LOCK_ERROR and locked_rounds < LOCK_RETRIES:
                         again.append(index)
                     else:
@@ -199,17 +196,14 @@ class BulkWriter:
             # A job still queued after a long wait is polled a quarter of its wait apart, not every few seconds.
             delay = min(delay * 1.5, max(self._poll_max, expected / 4, elapsed / 4))
 
-    def _results(self, job_id: str, failed: bool) -> Iterator[tuple[str, list[str]]]:
-        """(kind, cells) of each result line; the failed file is skipped (a call saved) when the job counted none."""
+    def _results(self, job_id: str, matcher: ResultMatcher, failed: bool) -> Iterator[tuple[int, Outcome]]:
+        """(uploaded line, outcome) of each result line; the failed file is skipped (a call saved) when the job
+        counted no failures."""
         for kind in ("successfulResults", "failedResults") if failed else ("successfulResults",):
-            with (
-                self._download(f"jobs/ingest/{job_id}/{kind}/") as file,
-                open(file.fileno(), encoding="utf-8", newline="", closefd=False) as text,
-            ):
-                reader = csv.reader(text)
-                next(reader, None)
-                for cells in reader:
-                    yield kind, cells
+            successful = kind == "successfulResults"
+            with self._download(f"jobs/ingest/{job_id}/{kind}/") as file:
+                for index, sf_id, second in matcher.read(file, successful):
+                    yield index, _outcome(successful, sf_id, second)
 
     def _download(self, path: str) -> IO[bytes]:
         """A result file, streamed into an anonymous temporary file; fetched whole again if it breaks off."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from target_salesforce import retry_pause
 
@@ -19,14 +20,16 @@ LOCK_RETRIES = 3  # times a row that hit a record lock is sent again
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, gc=False):
+    """One row's answer. A msgspec Struct, made in C: a Bulk job makes one per row, three times faster than a
+    dataclass; ``gc=False`` as an outcome refers to nothing that refers back to it."""
+
     success: bool
     id: str | None = None
     created: bool = False
     error_code: str | None = None
     message: str | None = None
-    fields: list[str] = field(default_factory=list)
+    fields: list[str] = msgspec.field(default_factory=list)
 
     @classmethod
     def failed(cls, error_code: str, message: str, fields: Sequence[str] = ()) -> Outcome:

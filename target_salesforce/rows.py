@@ -8,7 +8,6 @@ it again only when an outcome needs the record, so a Bulk job never keeps its ro
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -17,13 +16,16 @@ import msgspec
 _RECORD_DECODER = msgspec.json.Decoder(float_hook=Decimal)
 
 
-@dataclass(slots=True)
-class Row:
+class Row(msgspec.Struct, gc=False):
     """A record on its way: the source record (for the reject file) and the values to send.
 
     ``delete`` marks a record that deletes its Salesforce record; ``merged`` holds the source records (JSON) of the
     earlier records of the batch it replaced (same match value), which share its outcome in the results output.
     ``ref`` names the row in the source it came from (``RowSource.row``).
+
+    A msgspec Struct, not a dataclass: one is made for every row of every batch, and a Struct is made in C, in
+    about half the time; ``gc=False`` because a row refers to no object that refers back to it (no cycle), so the
+    cyclic garbage collector need not track the rows.
     """
 
     source: bytes | msgspec.Raw

@@ -1,11 +1,14 @@
 """A sink's batch spooled to an anonymous temporary file as its records arrive, so a batch costs bytes a row.
 
-Each record is one JSON line ``[delete, values, source record]``; msgspec's float and integer round trip is exact,
-so the values read back are the ones converted. In memory stay the line offsets (8 bytes a row) and a two-probe
-Bloom filter of the match keys (about 2 bytes a row of the batch size) that tells which keys may have come before:
-only rows of those keys are held back while the batch is read and then merged exactly by key (the last record wins,
-the earlier ones share its outcome). The file is created already unlinked (``tempfile.TemporaryFile``), so nothing
-is left in the temporary directory when a run ends, fails or is killed.
+Each record is one line: the JSON ``[delete, key hash, values]``, a tab, and the JSON source record. msgspec's
+float and integer round trip is exact, so the values read back are the ones converted. JSON holds no raw tab (in a
+string it is escaped), so the tab splits the line: reading the batch back decodes only the first part, and the source
+record (needed only for a reject, the results output or a deferral) stays bytes. In memory stay the line offsets (8
+bytes a row) and a two-probe Bloom filter of the match keys (about 2 bytes a row of the batch size) that tells which
+keys may have come before: only rows of those keys (found by the key hash in their line, without computing their key
+again) are held back while the batch is read and then merged exactly by key (the last record wins, the earlier ones
+share its outcome). The file is created already unlinked (``tempfile.TemporaryFile``), so nothing is left in the
+temporary directory when a run ends, fails or is killed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import msgspec
 from target_salesforce.jsonl import ENCODER
 from target_salesforce.rows import Row
 
-_LINE = msgspec.json.Decoder(tuple[bool, dict[str, Any], msgspec.Raw])
+_HEAD = msgspec.json.Decoder(tuple[bool, int | None, dict[str, Any]])
+_TAB = b"\t"
 # Filter bits per row of the batch size: with two probes, about 1.4 % of distinct keys are held back needlessly.
 _FILTER_BITS_PER_ROW = 16
 
@@ -44,17 +48,22 @@ class SpooledBatch:
         self._mask = bits - 1
         self._maybe_repeated: set[Hashable] = set()
         self._merge_key = merge_key
+        self._line_buffer = bytearray()  # each line is encoded into it, to be written in one call
         self._merged: dict[int, list[int]] = {}  # slot of a merged row → slots of the earlier rows it replaced
         self._outside: dict[int, list[bytes | msgspec.Raw]] = {}  # slot → older records from outside the batch
         self.merged = 0  # records replaced by a later one of the same key (known once the batch is read)
 
     def add(self, record: dict, values: dict[str, Any], delete: bool, key: Hashable | None) -> None:
         """Spool a row; ``key`` is its merge key (None for a row never merged, e.g. an insert)."""
-        line = ENCODER.encode((delete, values, record))
-        self._file.write(line + b"\n")
-        self._offsets.append(self._offsets[-1] + len(line) + 1)
-        if key is not None:
-            h = hash(key)
+        h = None if key is None else hash(key)
+        line = self._line_buffer
+        ENCODER.encode_into((delete, h, values), line)
+        line += _TAB
+        ENCODER.encode_into(record, line, -1)
+        line += b"\n"
+        self._file.write(line)
+        self._offsets.append(self._offsets[-1] + len(line))
+        if h is not None:
             a, b = h & self._mask, (h >> 32) & self._mask
             bits = self._filter
             if bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1:
@@ -69,9 +78,11 @@ class SpooledBatch:
         self._filter = bytearray()  # no more rows come: free it before the write
         held: dict[Hashable, list[int]] = {}
         check = self._maybe_repeated
+        check_hashes = {hash(key) for key in check}
         for slot, line in enumerate(self._file):
-            delete, values, source = _LINE.decode(line)
-            if check:
+            head, _, source = line.partition(_TAB)
+            delete, h, values = _HEAD.decode(head)
+            if h in check_hashes:
                 key = self._merge_key(values, delete)
                 if key in check:
                     held.setdefault(key, []).append(slot)
@@ -86,8 +97,9 @@ class SpooledBatch:
 
     def row(self, ref: int) -> Row:
         """The row in slot ``ref``, with the records merged into it."""
-        delete, values, source = _LINE.decode(self._line(ref))
-        merged = [*self._outside.get(ref, ()), *(_LINE.decode(self._line(s))[2] for s in self._merged.get(ref, ()))]
+        head, _, source = self._line(ref).partition(_TAB)
+        delete, _, values = _HEAD.decode(head)
+        merged = [*self._outside.get(ref, ()), *(self._line(s).partition(_TAB)[2] for s in self._merged.get(ref, ()))]
         return Row(source, values, delete, merged, ref)
 
     def merge_outside(self, row: Row, older: list[bytes | msgspec.Raw]) -> None:

@@ -8,8 +8,11 @@ import csv
 import io
 from decimal import Decimal
 
-from target_salesforce import bulk_upload
-from target_salesforce.bulk_upload import BulkUpload, ResultMatcher
+import pytest
+
+from target_salesforce import bulk_results, bulk_upload
+from target_salesforce.bulk_results import ResultMatcher
+from target_salesforce.bulk_upload import BulkUpload
 from target_salesforce.spool import SpooledBatch
 
 
@@ -34,8 +37,8 @@ def test_rows_of_one_key_merge_exactly_even_when_keys_share_a_hash() -> None:
 
 def test_spooled_values_and_records_round_trip_exactly() -> None:
     """Every type a converter returns comes back as it went in; source numbers keep their digits."""
-    values = {"s": 'a,"b"\r\nc ü', "t": True, "f": False, "n": None, "i": 2**40, "x": 0.1 + 0.2, "e": 1e-05}
-    record = {"amount": Decimal("10.50"), "big": 12345678901234567890, "nested": {"a": [1, "x"]}}
+    values = {"s": 'a,"b"\r\n\tc ü', "t": True, "f": False, "n": None, "i": 2**40, "x": 0.1 + 0.2, "e": 1e-05}
+    record = {"amount": Decimal("10.50"), "big": 12345678901234567890, "nested": {"a": [1, "x\ty"]}}
     batch = SpooledBatch(merge_by_key, 10)
     batch.add(record, values, True, None)
     (row,) = list(batch)
@@ -58,6 +61,8 @@ def test_a_column_first_seen_late_is_an_empty_cell_in_the_lines_before_it() -> N
     upload.add({"C": "x\r\ny"}, 12)
     body = upload.body()
     assert parse(body) == [["A", "B", "C"], ["1", "", ""], ["2", "#N/A", ""], ["", "", "x\r\ny"]]
+    # As Salesforce's Data Loader writes it: each value quoted, a column left out an empty cell, CRLF endings.
+    assert b"".join(body) == b'A,B,C\r\n"1",,\r\n"2","#N/A",\r\n,,"x\r\ny"\r\n'
     assert parse(body) == parse(upload.body())  # sent whole again on a retry
     assert list(upload.refs) == [10, 11, 12]
     upload.close()
@@ -73,16 +78,86 @@ def test_an_upload_refuses_a_row_past_the_byte_limit(monkeypatch) -> None:
     upload.close()
 
 
-def test_results_match_lines_in_any_order_and_identical_lines_once_each() -> None:
+def result_file(header: list[str], lines: list[list[str]], **style) -> io.BytesIO:
+    """A successful-results file as Salesforce writes it (every cell quoted, LF), or in another CSV ``style``."""
+    text = io.StringIO()
+    writer = csv.writer(text, **({"quoting": csv.QUOTE_ALL, "lineterminator": "\n"} | style))
+    writer.writerows([["sf__Id", "sf__Created", *header], *lines])
+    return io.BytesIO(text.getvalue().encode("utf-8"))
+
+
+def matched(upload: BulkUpload, names: list[str], **style) -> list[tuple[int, str, str]]:
+    """What the matcher makes of a results file answering ``names`` (one cell each), in that order."""
+    upload.body()
+    lines = [[f"id-{n}", "true", name] for n, name in enumerate(names)]
+    return list(ResultMatcher(upload).read(result_file(["Name"], lines, **style), successful=True))
+
+
+def upload_of(names: list[str | None]) -> BulkUpload:
     upload = BulkUpload()
-    for n, name in enumerate(["a", "b", "a", "c", "d"]):
-        upload.add({"Name": name}, 100 + n)
+    for n, name in enumerate(names):
+        upload.add({"Name": name} if name is not None else {"Other": "x"}, 100 + n)
+    return upload
+
+
+TRICKY = ['a,"b"\r\nc', "ü 🎉", "#N/A", 'x"', "a", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    "style", [{}, {"quoting": csv.QUOTE_MINIMAL}, {"lineterminator": "\r\n"}], ids=["quoted", "minimal", "crlf"]
+)
+def test_results_in_upload_order_match_line_by_line(style: dict, monkeypatch) -> None:
+    if style.get("quoting") is None:  # every cell quoted, as Salesforce writes them: no line parsed as CSV
+        monkeypatch.setattr(bulk_results, "_parse", None)
+    upload = upload_of(TRICKY)
+    assert matched(upload, TRICKY, **style) == [(n, f"id-{n}", "true") for n in range(len(TRICKY))]
+    upload.close()
+
+
+def test_results_in_any_order_match_exactly_and_identical_lines_once_each() -> None:
+    upload = upload_of(TRICKY)
+    order = [6, 0, 5, 3, 4, 1]  # line 2 gets no result
+    names = [TRICKY[n] for n in order] + ["a", "unknown"]  # a third "a" and a line never uploaded match nothing
     upload.body()
     matcher = ResultMatcher(upload)
-    found = [matcher.find([name]) for name in ["c", "a", "a", "b", "a", "zz"]]
-    assert found[:4] == [3, 0, 2, 1]
-    assert found[4:] == [None, None]  # a third "a" and an unknown line match nothing
-    assert matcher.unanswered() == [4]
+    lines = [[f"id-{n}", "false", name] for n, name in enumerate(names)]
+    found = [index for index, _, _ in matcher.read(result_file(["Name"], lines), successful=True)]
+    assert found == [6, 0, 4, 3, 5, 1]  # lines 4 and 5 are both "a": each answered once
+    assert matcher.unanswered() == [2]
+    upload.close()
+
+
+def test_a_result_for_another_line_is_never_taken_for_the_next_one() -> None:
+    """Same length, different bytes: the fast path's hash check refuses it and the exact match finds its line."""
+    upload = upload_of(["ab", "ba"])
+    assert [index for index, _, _ in matched(upload, ["ba", "ab"])] == [1, 0]
+    upload.close()
+
+
+def test_failed_results_and_padded_lines_match_through_the_exact_path() -> None:
+    """Lines written before a column was added are echoed with ``""`` cells; an error text may hold anything."""
+    upload = upload_of([None, "n1", None])
+    upload.body()
+    matcher = ResultMatcher(upload)
+    ok = result_file(["Other", "Name"], [["id-1", "true", "", "n1"]])
+    failed = result_file(["Other", "Name"], [["", 'ERR:bad "x","y" -- :Other --', "x", ""]] * 2)
+    assert list(matcher.read(ok, successful=True)) == [(1, "id-1", "true")]
+    assert list(matcher.read(failed, successful=False)) == [
+        (0, "", 'ERR:bad "x","y" -- :Other --'),
+        (2, "", 'ERR:bad "x","y" -- :Other --'),
+    ]
+    assert matcher.unanswered() == []
+    upload.close()
+
+
+def test_results_read_in_small_chunks_match_the_same(monkeypatch) -> None:
+    """Lines cut at every chunk boundary, a last line without its line feed."""
+    monkeypatch.setattr(bulk_results, "_CHUNK", 5)
+    upload = upload_of(TRICKY)
+    upload.body()
+    lines = [[f"id-{n}", "true", name] for n, name in enumerate(TRICKY)]
+    file = io.BytesIO(result_file(["Name"], lines).getvalue().rstrip(b"\n"))
+    assert [index for index, _, _ in ResultMatcher(upload).read(file, successful=True)] == list(range(len(TRICKY)))
     upload.close()
 
 

@@ -1,0 +1,123 @@
+"""Matching a Bulk job's result lines back to the lines uploaded, in any order, without parsing the common line.
+
+Each result line is ``sf__Id,sf__Created`` (or ``sf__Error``) followed by the uploaded cells, echoed. Salesforce
+promises no order, though it keeps the upload's as far as anyone has seen, and quotes every cell; so a line of the
+successful results is first taken as the answer for the next uploaded line no result has reached: its two cells are
+split off at the ``","`` after each (an id and ``true``/``false`` hold no quote), and the rest of the line, up to the
+line ending (LF or CRLF), is compared with that uploaded line by length and by the 64-bit hash kept for it
+(``BulkUpload.keys``).
+
+What the hash match means: a result line is taken for the wrong row only if its echo has the very length of the next
+uploaded line and the same 64-bit hash (SipHash, keyed at random per process) while its bytes differ, a chance of
+about 2**-64 per line, far below that of a corrupted byte going unnoticed on the way. Every other line (failed
+results, lines out of order, an upload line with empty cells, which Salesforce echoes as ``""``, or a result file
+quoted otherwise) is parsed as CSV, rendered as its upload line would be, and matched exactly, byte for byte, to the
+next line, to a line passed over earlier or to one further on (the lines skipped are kept by their hash until a
+result takes them). So any order is matched correctly, and memory grows only with the disorder.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from itertools import chain
+from typing import IO
+
+from target_salesforce.bulk_upload import CRLF, BulkUpload, render
+
+_CHUNK = 1 << 20
+_SPLIT = b'","'
+_CREATED = {b"true": "true", b"false": "false"}
+
+
+def _record_end(data: bytes, start: int) -> int:
+    """Where the CSV record starting at ``start`` ends (past its line feed); -1 when ``data`` ends first.
+
+    A line feed ends the record when an even number of quotes precede it: inside a quoted cell the count is odd.
+    """
+    quotes, position = 0, start
+    while (feed := data.find(b"\n", position)) >= 0:
+        quotes += data.count(b'"', position, feed)
+        if not quotes & 1:
+            return feed + 1
+        position = feed + 1
+    return -1
+
+
+def _parse(record: bytes) -> list[str]:
+    return next(csv.reader([record.decode("utf-8")]), [])
+
+
+class ResultMatcher:
+    """Which uploaded line each result line is for; one matcher reads all the result files of one job."""
+
+    def __init__(self, upload: BulkUpload) -> None:
+        self._upload = upload
+        self._next = 0  # the first uploaded line no result has reached in order
+        self._passed: dict[int, list[int]] = {}  # key of a line passed over → such lines not answered yet
+
+    def read(self, file: IO[bytes], successful: bool) -> Iterator[tuple[int, str, str]]:
+        """(uploaded line, first cell, second cell) of each result line of ``file`` that is for an uploaded line.
+
+        ``successful``: the file is ``successfulResults``, whose lines may take the fast path described above.
+        """
+        data, eof = b"", False
+        while (position := _record_end(data, 0)) < 0:  # past the header (a column name holds no line feed)
+            if eof:
+                return  # no result lines
+            more = file.read(_CHUNK)
+            data, eof = data + more, not more
+        keys, offsets, count = self._upload.keys, self._upload.offsets, len(self._upload)
+        while True:
+            index = self._next
+            if successful and index < count and data.startswith(b'"', position):
+                first = data.find(_SPLIT, position)
+                second = data.find(_SPLIT, first + 3) if first > 0 else -1
+                created = _CREATED.get(data[first + 3 : second]) if second > 0 else None
+                start = second + 2
+                end = start + offsets[index + 1] - offsets[index] - 2
+                ending = 1 if data.startswith(b"\n", end) else 2 if data.startswith(CRLF, end) else 0
+                if created and ending and hash(data[start:end]) == keys[index]:
+                    self._next = index + 1
+                    yield index, data[position + 1 : first].decode("utf-8"), created
+                    position = end + ending
+                    continue
+            end = _record_end(data, position)
+            if end < 0:
+                if not eof:
+                    more = file.read(_CHUNK)
+                    data, position, eof = data[position:] + more, 0, not more
+                    continue
+                if position >= len(data):
+                    return
+                end = len(data)  # a last line without a line feed
+            cells = _parse(data[position:end])
+            position = end
+            if len(cells) >= 2 and (index := self.find(cells[2:])) is not None:
+                yield index, cells[0], cells[1]
+
+    def find(self, cells: list[str]) -> int | None:
+        """The line whose cells are exactly ``cells`` and that no earlier result took; None when no line has them."""
+        line = render(cells)
+        key = hash(line)
+        line += CRLF
+        lines = self._passed.get(key)
+        for position, index in enumerate(lines or ()):
+            if self._upload.line(index) == line:
+                del lines[position]  # type: ignore[union-attr]
+                if not lines:
+                    del self._passed[key]
+                return index
+        keys = self._upload.keys
+        for index in range(self._next, len(self._upload)):
+            if keys[index] == key and self._upload.line(index) == line:
+                self._next = index + 1
+                return index
+            self._passed.setdefault(keys[index], []).append(index)
+        self._next = len(self._upload)
+        return None
+
+    def unanswered(self) -> list[int]:
+        """The lines no result was found for, in upload order."""
+        rest = range(self._next, len(self._upload))
+        return sorted(chain(chain.from_iterable(self._passed.values()), rest))
