@@ -314,10 +314,15 @@ class SalesforceClient:
             self._call_count += 1
 
     def _note_usage(self, response: requests.Response) -> None:
+        """Keep the highest usage any answer reported: parallel requests (Collections rounds, a batch written in the
+        background) answer in any order, and the last answer to arrive may carry an older count."""
         header = response.headers.get(_LIMIT_INFO)
         usage = simple_salesforce.Salesforce.parse_api_usage(header).get("api-usage") if header else None
         if usage is not None:
-            self._api_usage = (usage.used, usage.total)
+            with self._stats_lock:
+                latest = (usage.used, usage.total)
+                if self._api_usage is None or latest[1] != self._api_usage[1] or latest[0] > self._api_usage[0]:
+                    self._api_usage = latest
 
     def _api_error(self, response: requests.Response) -> TargetError:
         code, message = _error_detail(response)
