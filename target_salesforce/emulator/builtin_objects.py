@@ -253,7 +253,10 @@ class DerivedField:
 
 
 def _full_name(first: str | None, last: str | None) -> str | None:
-    return " ".join(part for part in (first, last) if part) or None
+    """The non-empty parts joined by a space, None if both are empty (computed for every row of a Bulk job)."""
+    if first and last:
+        return f"{first} {last}"
+    return first or last or None
 
 
 _FULL_NAME = DerivedField("Name", ("FirstName", "LastName"), _full_name)

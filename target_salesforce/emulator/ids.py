@@ -70,19 +70,21 @@ def new_ids(prefix: str, count: int) -> list[str]:
         raise ValueError(f"a key prefix is 3 letters or digits, not {prefix!r}")
     with _mint_lock:
         first, _next = _next, _next + count
-    out = []
-    last_high = -1
-    head = head_suffix = ""
-    for number in range(first, first + count):
+    out: list[str] = []
+    number, end = first, first + count
+    while number < end:
+        # One run: the ids that share everything but the last pair (at most 3,844 of them).
         high, low = divmod(number % _RECORD_SPACE, _TAIL_SPACE)
-        if high != last_high:
-            last_high = high
-            head = prefix + POD + _PAIRS[high // 3844] + _PAIRS[high % 3844]
-            head_suffix = checksum(head + "00000")[:2]
+        head = prefix + POD + _PAIRS[high // 3844] + _PAIRS[high % 3844]
+        head_suffix = checksum(head + "00000")[:2]
         first_char, rest = divmod(low, 3844 * 3844)
         pair1, pair2 = divmod(rest, 3844)
-        bits = _CHAR_BITS[first_char] | _PAIR_BITS[pair1] << 1 | _PAIR_BITS[pair2] << 3
-        out.append(head + _BASE62[first_char] + _PAIRS[pair1] + _PAIRS[pair2] + head_suffix + _SUFFIX_ALPHABET[bits])
+        stem = head + _BASE62[first_char] + _PAIRS[pair1]
+        bits = _CHAR_BITS[first_char] | _PAIR_BITS[pair1] << 1
+        run = min(3844 - pair2, end - number)
+        last_pairs = zip(_PAIRS[pair2 : pair2 + run], _PAIR_BITS[pair2 : pair2 + run], strict=True)
+        out += [stem + pair + head_suffix + _SUFFIX_ALPHABET[bits | pair_bits << 3] for pair, pair_bits in last_pairs]
+        number += run
     return out
 
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from .builtin_objects import DerivedField, derived_fields, system_fields
 from .ids import new_ids, normalize_id
@@ -26,6 +26,7 @@ from .schema import FieldDef, ObjectDef, Schema
 from .validation import (
     ROLLED_BACK_MESSAGE,
     NotOfType,
+    ParsedRow,
     RecordError,
     RecordParser,
     duplicate_key,
@@ -218,11 +219,34 @@ class Store:
         Raises ``ApiError`` for what fails the whole request (unknown object or field, a JSON value of the
         wrong type, an unusable external-id field) before anything is saved.
         """
+        with self.lock:
+            batch = self._batch(op, obj, ext_field)
+            parser = batch.table.parsers[source]
+            parsed = [parser.parse(row) for row in rows]  # whole-request errors surface here, before any write
+            return batch.run(parsed, all_or_none, lock_row)
+
+    def write_table(
+        self,
+        op: str,
+        obj: str,
+        header: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        ext_field: str | None = None,
+        lock_row: Callable[[], bool] | None = None,
+    ) -> Outcomes:
+        """``write`` for Bulk CSV: each row is a list of cells in ``header`` order, read column by column, and
+        the answer is each row's outcome rather than a SaveResult dict (a job has a million rows)."""
+        with self.lock:
+            batch = self._batch(op, obj, ext_field)
+            parsed = batch.table.parsers["csv"].parse_table(header, rows)  # whole-request errors surface here
+            batch.apply(parsed, False, lock_row)
+            return Outcomes(batch.ids, batch.creating, batch.errors)
+
+    def _batch(self, op: str, obj: str, ext_field: str | None) -> _Batch:
         if op not in OPERATIONS:
             raise ValueError(f"unknown operation {op!r}")
-        with self.lock:
-            table = self._table(obj)
-            return _Batch(self, table, op, source, ext_field).run(rows, all_or_none, lock_row)
+        return _Batch(self, self._table(obj), op, ext_field)
 
     def get(self, obj: str, record_id: str, fields: Iterable[str] | None = None) -> dict[str, Any] | None:
         """The record's fields as JSON values (booleans as booleans), or None if absent or deleted."""
@@ -271,6 +295,15 @@ class Store:
             return [row[0] for row in cursor]
 
 
+class Outcomes(NamedTuple):
+    """What ``Store.write_table`` did to each row, in row order: its first error, or else its record's id and
+    whether the write created it (``ids`` and ``created`` mean nothing for a row with an error)."""
+
+    ids: list[str | None]
+    created: list[bool]
+    errors: list[RecordError | None]
+
+
 def external_id_field(obj: ObjectDef, name: str) -> FieldDef:
     """The field an upsert matches on, or the whole-request error Salesforce answers for ``name``."""
     field = obj.field(name)
@@ -309,14 +342,13 @@ def _matches(conn: sqlite3.Connection, table: _Table, field: FieldDef, values: I
 
 
 class _Batch:
-    """One ``Store.write`` call: reads the rows, decides each row's fate, then writes the survivors."""
+    """One ``Store.write`` or ``write_table`` call: decides each parsed row's fate, then writes the survivors."""
 
-    def __init__(self, store: Store, table: _Table, op: str, source: str, ext_field: str | None) -> None:
+    def __init__(self, store: Store, table: _Table, op: str, ext_field: str | None) -> None:
         self.store = store
         self.conn = store._conn
         self.table = table
         self.op = op
-        self.source = source
         self.ext: FieldDef | None = None
         if op == "upsert":
             self.ext = external_id_field(table.obj, ext_field or "Id")
@@ -328,10 +360,20 @@ class _Batch:
 
     # -------------------------------------------------------------------------------------- driving
     def run(
-        self, rows: Sequence[dict[str, Any]], all_or_none: bool, lock_row: Callable[[], bool] | None
+        self, parsed: Sequence[ParsedRow], all_or_none: bool, lock_row: Callable[[], bool] | None
     ) -> list[dict[str, Any]]:
-        parser = self.table.parsers[self.source]
-        parsed = [parser.parse(row) for row in rows]  # whole-request errors surface here, before any write
+        """SaveResults of ``apply``."""
+        if not self.apply(parsed, all_or_none, lock_row):
+            return self._rolled_back()
+        ids, creating = self.ids, self.creating
+        return [
+            {"id": ids[i], "success": True, "errors": [], "created": creating[i]} if error is None else self._result(i)
+            for i, error in enumerate(self.errors)
+        ]
+
+    def apply(self, parsed: Sequence[ParsedRow], all_or_none: bool, lock_row: Callable[[], bool] | None) -> bool:
+        """Decide each row's fate and save the rows without error; False, saving nothing, when ``all_or_none``
+        and some row failed."""
         self.errors = [p.error for p in parsed]
         self.ids = [None] * len(parsed)
         self.creating = [False] * len(parsed)
@@ -353,9 +395,9 @@ class _Batch:
             self._check_values(parsed)
         ok = [i for i, error in enumerate(self.errors) if error is None]
         if all_or_none and len(ok) < len(parsed):
-            return self._rolled_back()
+            return False
         self._save(parsed, ok)
-        return [self._result(i) for i in range(len(parsed))]
+        return True
 
     def _fail(self, i: int, error: RecordError) -> None:
         if self.errors[i] is None:
@@ -452,11 +494,9 @@ class _Batch:
 
     # ------------------------------------------------------------------------------ value checks
     def _check_values(self, parsed: Sequence[Any]) -> None:
-        table, creating = self.table, self.creating
-        for i in self._live_rows(parsed):
-            p = parsed[i]
-            blocked = p.not_createable if creating[i] else p.not_updateable
-            if blocked:
+        table, creating, errors = self.table, self.creating, self.errors
+        for i, p in enumerate(parsed):
+            if errors[i] is None and (blocked := p.not_createable if creating[i] else p.not_updateable):
                 self._fail(i, not_writable(blocked))
         self._resolve_lookups(parsed)
         self._check_references(parsed)
@@ -465,9 +505,8 @@ class _Batch:
         for i in self._live_rows(parsed):
             values = parsed[i].values
             if creating[i]:
-                missing = [name for name in required if values.get(name) is None]
-                if missing:
-                    self._fail(i, required_missing(missing))
+                if None in map(values.get, required):
+                    self._fail(i, required_missing([name for name in required if values.get(name) is None]))
                     continue
                 for name, default in defaults:
                     if values.get(name) is None:
@@ -493,12 +532,14 @@ class _Batch:
         return True
 
     def _derive(self, i: int, values: dict[str, Any]) -> None:
+        creating = self.creating[i]
         for derived in self.table.derived:
-            if not self.creating[i] and not any(name in values for name in derived.inputs):
-                continue
-            before = {} if self.creating[i] else self.existing.get(self.ids[i] or "", {})
-            inputs = [values[name] if name in values else before.get(name) for name in derived.inputs]
-            values[derived.name] = derived.compute(*inputs)
+            if creating:
+                values[derived.name] = derived.compute(*map(values.get, derived.inputs))
+            elif any(name in values for name in derived.inputs):
+                before = self.existing.get(self.ids[i] or "", {})
+                inputs = [values[name] if name in values else before.get(name) for name in derived.inputs]
+                values[derived.name] = derived.compute(*inputs)
 
     def _resolve_lookups(self, parsed: Sequence[Any]) -> None:
         """Foreign keys given by parent external id become parent Ids: one query per parent field."""
@@ -507,22 +548,21 @@ class _Batch:
         for i in live:
             for lookup in parsed[i].lookups:
                 wanted[(lookup.parent.name, lookup.parent_field.name)].add(lookup.value)
-        found: dict[tuple[str, str], dict[Any, list[str]]] = {}
+        # Per parent field: the live records by folded value, and how a looked-up value folds.
+        found: dict[tuple[str, str], tuple[dict[Any, list[str]], Callable[[Any], Any]]] = {}
         for (parent_name, field_name), values in wanted.items():
             parent = self.store._table(parent_name)
             field = parent.obj.field(field_name)
             assert field is not None
             if field.type == "id":
-                found[(parent_name, field_name)] = {
-                    rid: [rid] for rid, deleted in _live(self.conn, parent, values).items() if not deleted
-                }
+                matches = {rid: [rid] for rid, deleted in _live(self.conn, parent, values).items() if not deleted}
             else:
-                found[(parent_name, field_name)] = _matches(self.conn, parent, field, values)
+                matches = _matches(self.conn, parent, field, values)
+            found[(parent_name, field_name)] = (matches, parent.folds.get(field_name, _identity))
         for i in live:
             for lookup in parsed[i].lookups:
-                parent = self.store._table(lookup.parent.name)
-                matches = found[(lookup.parent.name, lookup.parent_field.name)]
-                ids = matches.get(parent.folds.get(lookup.parent_field.name, _identity)(lookup.value), [])
+                matches, fold = found[(lookup.parent.name, lookup.parent_field.name)]
+                ids = matches.get(fold(lookup.value), [])
                 if not ids:
                     self._fail(i, foreign_key_not_found(lookup.parent_field, lookup.parent, lookup.value))
                 elif len(ids) > 1:
@@ -568,7 +608,10 @@ class _Batch:
             live = [(i, value) for i in self._live_rows(parsed) if (value := parsed[i].values.get(name)) is not None]
             if not live:
                 continue
-            owners = _matches(self.conn, self.table, field, {value for _, value in live})
+            values = {value for _, value in live}
+            owners = _matches(self.conn, self.table, field, values)
+            if not owners and len(set(map(fold, values))) == len(live):
+                continue  # no record holds any of the values and no two rows share one: nothing can clash
             claimed: dict[Any, str | None] = {}
             for i, value in live:
                 key = fold(value)

@@ -20,20 +20,27 @@ from __future__ import annotations
 import binascii
 import math
 import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from itertools import repeat
+from typing import Any, NamedTuple
 
 from .ids import normalize_id
 from .schema import FieldDef, ObjectDef, Schema
 from .wire import ApiError
 
 Converter = Callable[[Any], Any]
+# A whole CSV column at once (Bulk jobs): every cell converted, or None when some cell needs the cell-by-cell
+# converter (it may fail, or convert to something else). Never raises.
+ColumnConverter = Callable[[Sequence[str]], Sequence[Any] | None]
 
 NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 
+# The plain form of a date, ASCII digits only: such a valid date is stored exactly as written.
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:?\d{2})?\Z")
 _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):?(\d{2}))?\Z")
 _TIME = re.compile(r"(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z?\Z")
@@ -408,6 +415,63 @@ def _as_is(_field: FieldDef) -> Converter:
     return lambda value: value
 
 
+# ---------------------------------------------------------------------------------- column converters
+# A Bulk job converts a million cells a column at a time: these check a whole column with C-level loops and
+# answer the cells unchanged when the cell-by-cell converter would return each of them as it is.
+
+
+def _text_column(field: FieldDef) -> ColumnConverter:
+    limit = field.length
+    is_email = field.type == "email"
+    allowed = frozenset(field.picklist_values) if field.type == "picklist" and field.restricted_picklist else None
+
+    def convert_column(values: Sequence[str]) -> Sequence[str] | None:
+        # No cell longer than half the limit can be too long even in UTF-16 code units (see ``_text``).
+        if limit and max(map(len, values), default=0) > limit // 2:
+            return None
+        if is_email and not all(map(_EMAIL.match, values)):
+            return None
+        if allowed is not None and not allowed.issuperset(values):
+            return None
+        return values
+
+    return convert_column
+
+
+def _boolean_column(_field: FieldDef) -> ColumnConverter:
+    def convert_column(values: Sequence[str]) -> list[int] | None:
+        flags = list(map(_BOOLEANS.get, values))
+        return None if None in flags else flags
+
+    return convert_column
+
+
+def _date_column(_field: FieldDef) -> ColumnConverter:
+    def convert_column(values: Sequence[str]) -> Sequence[str] | None:
+        if not all(map(_PLAIN_DATE.match, values)):
+            return None
+        try:
+            deque(map(date.fromisoformat, values), maxlen=0)  # only checks that each is a real date
+        except ValueError:
+            return None
+        return values
+
+    return convert_column
+
+
+_COLUMN_BUILDERS: dict[str, Callable[[FieldDef], ColumnConverter]] = {
+    **dict.fromkeys(("string", "textarea", "email", "phone", "url", "picklist"), _text_column),
+    "boolean": _boolean_column,
+    "date": _date_column,
+}
+
+
+def column_converter(field: FieldDef) -> ColumnConverter | None:
+    """The whole-column shortcut of ``converter(field)`` for CSV text, where one exists."""
+    build = _COLUMN_BUILDERS.get(field.type)
+    return build(field) if build is not None else None
+
+
 _BUILDERS: dict[str, Callable[[FieldDef], Converter]] = {
     "picklist": _picklist,
     "multipicklist": _multipicklist,
@@ -468,9 +532,10 @@ def _json_token(value: Any) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ records
-@dataclass(frozen=True)
-class Lookup:
-    """A reference set through the parent's external id (``Account.External_Id__c`` / ``{"Account": {...}}``)."""
+class Lookup(NamedTuple):
+    """A reference set through the parent's external id (``Account.External_Id__c`` / ``{"Account": {...}}``).
+
+    A tuple, because a Bulk job makes one a row."""
 
     field: FieldDef  # the reference field on the child, e.g. AccountId
     parent: ObjectDef
@@ -490,12 +555,14 @@ class ParsedRow:
     not_updateable: list[str] | None = None
     error: RecordError | None = None
 
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self.values: dict[str, Any] = {} if values is None else values
 
 
 # Column kinds a request key can resolve to.
 _FIELD, _ID, _LOOKUP, _RELATIONSHIP, _SKIP = range(5)
+# A CSV cell that sets nothing: empty (the field is left as it is) or holding a value that failed.
+_UNSET: Any = object()
 
 
 @dataclass(frozen=True)
@@ -506,12 +573,13 @@ class _Column:
     parent: ObjectDef | None = None
     parent_field: FieldDef | None = None
     parent_convert: Converter | None = None
+    fast: ColumnConverter | None = None  # the whole-column shortcut of ``convert`` or ``parent_convert``
 
 
 @dataclass
 class _Plan:
     keys: set[str]
-    fields: list[tuple[str, str, FieldDef, Converter]]
+    fields: list[tuple[str, str, FieldDef, Converter, ColumnConverter | None]]
     others: list[tuple[str, _Column]]
     not_createable: list[str]
     not_updateable: list[str]
@@ -521,7 +589,8 @@ class RecordParser:
     """Reads rows of one object from one source (``json`` or ``csv``), resolving each key once.
 
     Keys are matched case-insensitively. A key that names nothing on the object is a whole-request
-    ``INVALID_FIELD``, raised before anything is saved.
+    ``INVALID_FIELD``, raised before anything is saved. JSON rows are read one by one (``parse``); CSV rows
+    a batch at a time, column by column (``parse_table``), since a Bulk job sends a million of them.
     """
 
     def __init__(self, obj: ObjectDef, schema: Schema, source: str) -> None:
@@ -530,7 +599,6 @@ class RecordParser:
         self.obj = obj
         self.schema = schema
         self.source = source
-        self._csv = source == "csv"
         self._columns: dict[str, _Column] = {}
         self._converters: dict[str, Converter] = {}
         self._last_plan: _Plan | None = None
@@ -541,6 +609,9 @@ class RecordParser:
             found = self._converters[field.name] = converter(field, self.schema)
         return found
 
+    def _fast(self, field: FieldDef) -> ColumnConverter | None:
+        return column_converter(field) if self.source == "csv" else None
+
     def _resolve(self, key: str) -> _Column:
         lower = key.lower()
         if lower == "id":
@@ -548,7 +619,7 @@ class RecordParser:
         elif lower == "attributes" and self.source == "json":
             column = _Column(_SKIP)
         elif (field := self.obj.field(key)) is not None:
-            column = _Column(_FIELD, field, self.converter(field))
+            column = _Column(_FIELD, field, self.converter(field), fast=self._fast(field))
         elif self.source == "json" and (ref := self.obj.relationship(key)) is not None:
             column = _Column(_RELATIONSHIP, ref)
         elif self.source == "csv" and "." in key:
@@ -557,7 +628,9 @@ class RecordParser:
             if ref is None:
                 raise no_such_column(key, self.obj)
             parent, parent_field = self._parent_key(ref, None, parent_key)
-            column = _Column(_LOOKUP, ref, None, parent, parent_field, self._parent_converter(parent, parent_field))
+            convert = self._parent_converter(parent, parent_field)
+            fast = self._fast(parent_field) if parent_field.type != "id" else None
+            column = _Column(_LOOKUP, ref, None, parent, parent_field, convert, fast)
         else:
             raise no_such_column(key, self.obj)
         self._columns[key] = column
@@ -579,66 +652,105 @@ class RecordParser:
     def _parent_converter(self, parent: ObjectDef, field: FieldDef) -> Converter:
         return converter(field, self.schema) if field.type != "id" else _parent_id(parent)
 
-    def _plan(self, row: dict[str, Any]) -> _Plan:
+    def _plan(self, keys: Sequence[str]) -> _Plan:
         """How to read rows with these keys; reused while rows keep the same keys (every CSV row does)."""
-        keys = row.keys()
         if self._last_plan is None or keys != self._last_plan.keys:
             columns = [(key, self._columns.get(key) or self._resolve(key)) for key in keys]
-            fields = [(key, c.field, c.convert) for key, c in columns if c.field and c.convert and c.kind == _FIELD]
+            fields = [(key, c) for key, c in columns if c.field and c.convert and c.kind == _FIELD]
             self._last_plan = _Plan(
                 keys=set(keys),
-                fields=[(key, f.name, f, convert) for key, f, convert in fields],
+                fields=[(key, c.field.name, c.field, c.convert, c.fast) for key, c in fields if c.field and c.convert],
                 others=[(key, c) for key, c in columns if c.kind not in (_FIELD, _SKIP)],
-                not_createable=[f.name for _, f, _ in fields if not f.createable],
-                not_updateable=[f.name for _, f, _ in fields if not f.updateable],
+                not_createable=[c.field.name for _, c in fields if c.field and not c.field.createable],
+                not_updateable=[c.field.name for _, c in fields if c.field and not c.field.updateable],
             )
         return self._last_plan
 
     def parse(self, row: dict[str, Any]) -> ParsedRow:
         """Read one row. Whole-request errors raise ``ApiError``; the row's own first error is kept on it."""
-        plan = self._plan(row)
+        if self.source == "csv":
+            return self.parse_table(list(row), [list(row.values())])[0]
+        plan = self._plan(row.keys())  # type: ignore[arg-type]  # a keys view compares with the plan's set
         out = ParsedRow()
         values = out.values
-        csv = self._csv
-        for key, name, field, convert in plan.fields:
+        for key, name, field, convert, _fast in plan.fields:
             raw = row[key]
-            if raw == "":
-                if csv:
-                    continue  # an empty CSV cell leaves the field as it is
+            if raw is None or raw == "":
                 values[name] = None  # Salesforce stores an empty string as null
-            elif raw is None or (csv and raw == "#N/A"):
-                values[name] = None
             else:
                 try:
                     values[name] = convert(raw)
                 except RecordError as exc:
                     out.error = out.error or exc
                 except NotOfType:
-                    self._type_error(out, field, raw)
-        if plan.not_createable:
-            out.not_createable = [name for name in plan.not_createable if name in values] or None
-        if plan.not_updateable:
-            out.not_updateable = [name for name in plan.not_updateable if name in values] or None
+                    raise type_error(field, raw, self.source) from None
+        _note_unwritable(plan, out)
         for key, column in plan.others:
             raw = row[key]
-            if csv:
-                if raw == "":
-                    continue
-                if raw == "#N/A":
-                    raw = None
             if column.kind == _ID:
                 out.id_value = raw
-            elif column.kind == _LOOKUP:
-                self._add_lookup(out, column.field, column.parent, column.parent_field, column.parent_convert, raw)
             else:
                 self._relationship(out, column.field, raw)
         return out
 
-    def _type_error(self, out: ParsedRow, field: FieldDef, raw: Any) -> None:
-        error = type_error(field, raw, self.source)
-        if isinstance(error, ApiError):
-            raise error from None
-        out.error = out.error or error  # a RecordError: CSV type errors fail only their row
+    def parse_table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[ParsedRow]:
+        """Read CSV rows (cells in ``header`` order), column by column; one ParsedRow a row, as ``parse`` reads.
+
+        An empty cell leaves its field as it is; ``#N/A`` sets it to null. Each row keeps its first error in
+        column order (fields first, then Id and foreign keys), like a row read cell by cell.
+        """
+        if not rows:
+            return []  # nothing is read, so no column is resolved (and none can fail the request)
+        plan = self._plan(header)
+        at = {key: j for j, key in enumerate(header)}
+        cells = list(zip(*rows, strict=True))  # one tuple a column
+        errors: list[RecordError | None] = [None] * len(rows)
+        names, columns = [], []
+        for key, name, field, convert, fast in plan.fields:
+            names.append(name)
+            columns.append(_field_column(cells[at[key]], field, convert, fast, errors))
+        gaps = any(_UNSET in column for column in columns)
+        if gaps:
+            out = [
+                ParsedRow({n: v for n, v in zip(names, row, strict=True) if v is not _UNSET})
+                for row in zip(*columns, strict=True)
+            ]
+        elif names:  # every cell set: one dict a row, built without a Python-level loop
+            out = list(map(ParsedRow, map(dict, map(zip, repeat(names), zip(*columns, strict=True)))))
+        else:
+            out = [ParsedRow() for _ in rows]
+        for i, error in enumerate(errors):
+            if error is not None:
+                out[i].error = error
+        if plan.not_createable or plan.not_updateable:
+            for row in out:
+                _note_unwritable(plan, row)
+        for key, column in plan.others:
+            if column.kind == _ID:
+                for row, raw in zip(out, cells[at[key]], strict=True):
+                    if raw != "":
+                        row.id_value = None if raw == "#N/A" else raw
+            else:
+                self._lookup_column(out, column, cells[at[key]])
+        return out
+
+    def _lookup_column(self, out: list[ParsedRow], column: _Column, cells: Sequence[str]) -> None:
+        """``Relationship.Field`` cells: a foreign key each, converted as the parent's field."""
+        ref, parent, parent_field, convert = column.field, column.parent, column.parent_field, column.parent_convert
+        assert ref is not None and parent is not None and parent_field is not None and convert is not None
+        values = _whole_column(cells, convert, column.fast) if "" not in cells and "#N/A" not in cells else None
+        if values is None:
+            for row, raw in zip(out, cells, strict=True):
+                if raw != "":
+                    self._add_lookup(row, ref, parent, parent_field, convert, None if raw == "#N/A" else raw)
+            return
+        # ``tuple.__new__`` is what a NamedTuple's own constructor calls; mapped here, it runs without Python code.
+        lookups = map(tuple.__new__, repeat(Lookup), zip(repeat(ref), repeat(parent), repeat(parent_field), values))
+        for row, lookup in zip(out, lookups, strict=True):
+            if row.lookups is None:
+                row.lookups = [lookup]
+            else:
+                row.lookups.append(lookup)
 
     def _relationship(self, out: ParsedRow, ref: FieldDef | None, raw: Any) -> None:
         """``{"Account": {"External_Id__c": "A-1"}}``: exactly one matching field besides ``attributes``."""
@@ -680,9 +792,60 @@ class RecordParser:
             out.error = out.error or exc
             return
         except NotOfType:
-            self._type_error(out, parent_field, raw)
+            error = type_error(parent_field, raw, self.source)
+            if isinstance(error, ApiError):
+                raise error from None
+            out.error = out.error or error  # a RecordError: CSV type errors fail only their row
             return
         out.lookups = [*(out.lookups or ()), Lookup(ref, parent, parent_field, value)]
+
+
+def _note_unwritable(plan: _Plan, out: ParsedRow) -> None:
+    """The fields of the row that cannot be created or updated, for the store to refuse per operation."""
+    if plan.not_createable:
+        out.not_createable = [name for name in plan.not_createable if name in out.values] or None
+    if plan.not_updateable:
+        out.not_updateable = [name for name in plan.not_updateable if name in out.values] or None
+
+
+def _whole_column(cells: Sequence[str], convert: Converter, fast: ColumnConverter | None) -> Sequence[Any] | None:
+    """Every cell converted, or None when one fails (the caller then goes cell by cell for the errors)."""
+    if fast is not None and (converted := fast(cells)) is not None:
+        return converted
+    try:
+        return list(map(convert, cells))
+    except (RecordError, NotOfType):
+        return None
+
+
+def _field_column(
+    cells: Sequence[str],
+    field: FieldDef,
+    convert: Converter,
+    fast: ColumnConverter | None,
+    errors: list[RecordError | None],
+) -> Sequence[Any]:
+    """One CSV column read into stored values (``_UNSET`` where a cell sets nothing); a failing cell's error
+    becomes its row's in ``errors`` unless the row already has one."""
+    if "" not in cells and "#N/A" not in cells and (converted := _whole_column(cells, convert, fast)) is not None:
+        return converted
+    out: list[Any] = []
+    for i, raw in enumerate(cells):
+        if raw == "":
+            out.append(_UNSET)
+        elif raw == "#N/A":
+            out.append(None)
+        else:
+            try:
+                out.append(convert(raw))
+                continue
+            except RecordError as exc:
+                error: RecordError = exc
+            except NotOfType:
+                error = type_error(field, raw, "csv")  # type: ignore[assignment]  # always a RecordError for CSV
+            errors[i] = errors[i] or error
+            out.append(_UNSET)
+    return out
 
 
 def _parent_id(parent: ObjectDef) -> Converter:

@@ -271,14 +271,14 @@ def test_abort_in_progress_leaves_the_rest_unprocessed(engine: Engine, monkeypat
     monkeypatch.setattr(bulk, "CHUNK_ROWS", 2)
     release = threading.Event()
     writing = threading.Event()
-    real_write = engine.store.write
+    real_write = engine.store.write_table
 
-    def slow_write(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def slow_write(*args: Any, **kwargs: Any) -> Any:
         writing.set()
         release.wait(10)
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(engine.store, "write", slow_write)
+    monkeypatch.setattr(engine.store, "write_table", slow_write)
     job_id = engine.create()
     engine.call("PUT", f"/{job_id}/batches", ("LastName\n" + "".join(f"N{i}\n" for i in range(6))).encode())
     engine.call("PATCH", f"/{job_id}", {"state": "UploadComplete"})
@@ -425,6 +425,20 @@ def test_failed_results_carry_sf_error_in_salesforce_format(engine: Engine) -> N
     )
 
 
+def test_result_lines_quote_values_holding_quotes_and_control_characters(engine: Engine) -> None:
+    # A chunk's result lines are built at once with NUL between values and SOH between rows; values holding
+    # either character must still come out as a csv writer quotes them.
+    job_id = engine.run('LastName,Title\n"say ""hi""",plain\nnul,a\x00b\nsoh,c\x01d\n')
+    ids = [r["sf__Id"] for r in engine.results(job_id, "successfulResults")]
+    assert engine.call("GET", f"/{job_id}/successfulResults").body.decode() == (
+        '"sf__Id","sf__Created",LastName,Title\n'
+        f'"{ids[0]}","true","say ""hi""","plain"\n'
+        f'"{ids[1]}","true","nul","a\x00b"\n'
+        f'"{ids[2]}","true","soh","c\x01d"\n'
+    )
+    assert engine.record("Contact", ids[1])["Title"] == "a\x00b"
+
+
 def test_error_text_joins_fields_and_errors() -> None:
     errors = [
         {"statusCode": "A", "message": "m1", "fields": ["X", "Y"]},
@@ -470,9 +484,11 @@ def test_upload_call_reports_its_record_count(engine: Engine) -> None:
 def test_chunks_are_separate_store_calls(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bulk, "CHUNK_ROWS", 3)
     sizes: list[int] = []
-    real_write = engine.store.write
+    real_write = engine.store.write_table
     monkeypatch.setattr(
-        engine.store, "write", lambda op, obj, rows, **kw: sizes.append(len(rows)) or real_write(op, obj, rows, **kw)
+        engine.store,
+        "write_table",
+        lambda op, obj, header, rows, **kw: sizes.append(len(rows)) or real_write(op, obj, header, rows, **kw),
     )
     engine.run("LastName\n" + "".join(f"N{i}\n" for i in range(7)))
     assert sizes == [3, 3, 1]
