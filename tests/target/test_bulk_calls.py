@@ -152,14 +152,14 @@ def test_identical_insert_rows_each_get_their_own_result_and_no_temp_file_is_lef
 
 
 def test_the_first_batch_of_a_stream_is_a_smaller_job(sf, run_target, base_config) -> None:
-    """Unset, batch_size_rows is 500,000 but a stream's first batch 50,000: Salesforce works on a first job while the
-    rest is read. Read back from Salesforce's own list of ingest jobs."""
+    """Unset, batch_size_rows is 500,000 but a stream's first batch 200,000: Salesforce works on a first job while
+    the rest is read. Read back from Salesforce's own list of ingest jobs."""
     before = {job["id"] for job in sf.restful("jobs/ingest")["records"]}
     messages = [schema_msg("contacts", string_props("LastName"))]
-    messages += [record_msg("contacts", {"LastName": f"N{i}"}) for i in range(50_003)]
+    messages += [record_msg("contacts", {"LastName": f"N{i}"}) for i in range(200_003)]
     result = run_target({**base_config, **CONFIG}, messages)
     result.assert_ok()
     jobs = [job for job in sf.restful("jobs/ingest")["records"] if job["id"] not in before]
     sizes = sorted(sf.restful(f"jobs/ingest/{job['id']}")["numberRecordsProcessed"] for job in jobs)
-    assert sizes == [3, 50_000]
-    assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 50_003
+    assert sizes == [3, 200_000]
+    assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 200_003

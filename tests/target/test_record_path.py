@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from target_salesforce.target import collector_tuned_for_records
+from target_salesforce.target import interpreter_tuned_for_records
 from tests.target.conftest import record_msg, schema_msg, state_msg, string_props
 
 STREAM = "contacts"
@@ -164,7 +164,7 @@ def test_lean_path_stops_on_a_missing_key_property_as_singer_sdk_does(emulator, 
 
 def test_collector_settings_are_restored_after_a_run() -> None:
     before = gc.get_threshold()
-    with collector_tuned_for_records():
+    with interpreter_tuned_for_records():
         assert gc.get_threshold() != before
         assert gc.get_freeze_count() > 0
     assert gc.get_threshold() == before
