@@ -311,7 +311,12 @@ class SalesforceSink(BatchSink):
     @property
     def holds_pending_rows(self) -> bool:
         """Whether records this sink has read wait to be written (pending, or deferred for their parent)."""
-        return bool(self.current_size or self._deferred)
+        return bool(self.current_size) or self.holds_deferred_rows
+
+    @property
+    def holds_deferred_rows(self) -> bool:
+        """Whether rows wait for a parent record (written, or rejected, at the next full drain)."""
+        return bool(self._deferred)
 
     @property
     def background_write(self) -> Future[None] | None:

@@ -232,9 +232,11 @@ class TargetSalesforce(Target):
         if not all(write.done() for write in writes):
             return
         self._held_state = None
-        for sink in self._sinks_active.values():
-            if isinstance(sink, SalesforceSink):
-                sink.finished_writing()
+        sinks = [sink for sink in self._sinks_active.values() if isinstance(sink, SalesforceSink)]
+        for sink in sinks:
+            sink.finished_writing()
+        if any(sink.holds_deferred_rows for sink in sinks):
+            return  # a write deferred rows (waiting for a parent record): they wait for the next full drain's STATE
         Target._write_state_message(self, copy.deepcopy(state))
         self._state_written = state
 
