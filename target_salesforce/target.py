@@ -144,6 +144,7 @@ class TargetSalesforce(Target):
         return sink is self._overlapping and not self.in_full_drain
 
     def _drain_full_sink(self, sink: SalesforceSink) -> None:
+        """singer-sdk's drain of a sink that is full, marked so that its batch may be written in the background."""
         self.logger.info(
             "Target sink for '%s' is full. Current size is '%s'. Draining...", sink.stream_name, sink.current_size
         )
