@@ -38,6 +38,20 @@ def target_env(ca_bundle: str) -> dict[str, str]:
     return env
 
 
+def start_target(emulator: Any, workdir: Path, config: dict[str, Any]) -> subprocess.Popen[bytes]:
+    """The CLI started on ``config`` with stdin, stdout and stderr piped, for tests that feed it as it runs."""
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(config))
+    return subprocess.Popen(
+        [*target_command(), "--config", str(config_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=target_env(emulator["ca_bundle"]),
+        cwd=workdir,
+    )
+
+
 def schema_msg(stream: str, properties: dict[str, Any], key_properties: list[str] | None = None) -> dict[str, Any]:
     return {
         "type": "SCHEMA",

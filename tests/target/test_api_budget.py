@@ -7,8 +7,6 @@ the org's usage from ``/limits``, the data through SOQL, the reject file from di
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,9 @@ from tests.target.conftest import (
     parent_child_config,
     record_msg,
     schema_msg,
+    start_target,
     state_msg,
     string_props,
-    target_command,
-    target_env,
     write_calls,
 )
 
@@ -151,16 +148,7 @@ def run_paced(
 ) -> tuple[int, str, str]:
     """Run the CLI with ``first`` on stdin, then ``then`` once the emulator has answered a call to a path ending in
     ``after``: (exit code, stdout, stderr)."""
-    config_path = workdir / "paced-config.json"
-    config_path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [*target_command(), "--config", str(config_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=target_env(emulator["ca_bundle"]),
-        cwd=workdir,
-    )
+    proc = start_target(emulator, workdir, config)
     assert proc.stdin is not None
     proc.stdin.write(encode(first).encode("utf-8"))
     proc.stdin.flush()

@@ -7,14 +7,13 @@ emulator by SOQL the moment each STATE line appears, while the target may still 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from tests.target.conftest import encode, record_msg, schema_msg, state_msg, string_props, target_command, target_env
+from tests.target.conftest import encode, record_msg, schema_msg, start_target, state_msg, string_props
 
 
 def keys_in_emulator(emulator: Any) -> set[str]:
@@ -27,16 +26,7 @@ def test_state_only_after_its_records_are_written(sf, emulator, base_config, tmp
     # Slow the emulator down so that a STATE emitted before its records are answered would be caught.
     emulator.set_faults(latency_ms=100, bulk_processing_delay_ms=400)
     config = {**base_config, "object": "Account", "match_field": "External_Id__c", "api": api, "batch_size_rows": 2}
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    proc = subprocess.Popen(
-        [*target_command(), "--config", str(config_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=target_env(emulator["ca_bundle"]),
-        cwd=tmp_path,
-    )
+    proc = start_target(emulator, tmp_path, config)
     seen: list[tuple[str, Any, set[str]]] = []  # (raw line, STATE value, keys in the emulator when it appeared)
     stderr_chunks: list[bytes] = []
 
