@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from array import array
 from collections.abc import Iterator
 from itertools import repeat
 from typing import Any
 
-from target_salesforce.spool import anonymous_file
+from target_salesforce.spool import anonymous_file, read_line
 
 # Salesforce accepts up to 150 MB of base64 per job, i.e. about 100 MB of raw CSV.
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
@@ -183,7 +182,7 @@ class BulkUpload:
         bounds = [*self._widths[1:], (len(self.refs), width)]
         for (start, columns), (end, _) in zip(self._widths, bounds, strict=True):
             for index in range(start, end):
-                line = os.pread(old.fileno(), self.offsets[index + 1] - self.offsets[index], self.offsets[index])
+                line = read_line(old, self.offsets, index)
                 if columns < width:
                     cells = b"" if line == b'""\r\n' else line[:-2]  # a lone empty cell is empty among others
                     line = cells + b"," * (width - columns) + CRLF
@@ -209,8 +208,7 @@ class BulkUpload:
 
     def line(self, index: int) -> bytes:
         """Data line ``index`` as uploaded, its CRLF included (after ``body``)."""
-        start = self.offsets[index]
-        return os.pread(self._file.fileno(), self.offsets[index + 1] - start, start)
+        return read_line(self._file, self.offsets, index)
 
     def close(self) -> None:
         self._file.close()

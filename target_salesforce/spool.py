@@ -32,6 +32,20 @@ _FILTER_BITS_PER_ROW = 16
 MergeKey = Callable[[dict[str, Any], bool], Hashable | None]
 
 
+def read_line(file: IO[bytes], offsets: array, index: int) -> bytes:
+    """Line ``index`` of ``file``, which spans ``offsets[index]:offsets[index + 1]`` (read without seeking, so a
+    file being read line by line elsewhere keeps its position)."""
+    start = offsets[index]
+    return os.pread(file.fileno(), offsets[index + 1] - start, start)
+
+
+def _split(line: bytes) -> tuple[bool, int | None, dict[str, Any], bytes]:
+    """A spooled line's delete flag, key hash, values and source record (still JSON bytes)."""
+    head, _, source = line.partition(_TAB)
+    delete, key_hash, values = _HEAD.decode(head)
+    return delete, key_hash, values, source
+
+
 def anonymous_file() -> IO[bytes]:
     """A temporary file with no name (unlinked at once): it disappears with its last handle, even on a kill."""
     return tempfile.TemporaryFile(prefix="target-salesforce-")  # its owner closes it
@@ -80,8 +94,7 @@ class SpooledBatch:
         check = self._maybe_repeated
         check_hashes = {hash(key) for key in check}
         for slot, line in enumerate(self._file):
-            head, _, source = line.partition(_TAB)
-            delete, h, values = _HEAD.decode(head)
+            delete, h, values, source = _split(line)
             if h in check_hashes:
                 key = self._merge_key(values, delete)
                 if key in check:
@@ -97,8 +110,7 @@ class SpooledBatch:
 
     def row(self, ref: int) -> Row:
         """The row in slot ``ref``, with the records merged into it."""
-        head, _, source = self._line(ref).partition(_TAB)
-        delete, _, values = _HEAD.decode(head)
+        delete, _, values, source = _split(self._line(ref))
         merged = [*self._outside.get(ref, ()), *(self._line(s).partition(_TAB)[2] for s in self._merged.get(ref, ()))]
         return Row(source, values, delete, merged, ref)
 
@@ -108,8 +120,7 @@ class SpooledBatch:
         row.merged = [*older, *row.merged]
 
     def _line(self, slot: int) -> bytes:
-        start = self._offsets[slot]
-        return os.pread(self._file.fileno(), self._offsets[slot + 1] - start, start)
+        return read_line(self._file, self._offsets, slot)
 
     def close(self) -> None:
         self._file.close()
