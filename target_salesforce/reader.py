@@ -49,7 +49,13 @@ def _too_deep(number: int) -> BadInputLine:
 
 
 class LineCountingReader(SimpleSingerReader):
-    """Reads Singer messages, naming the line number in every input error."""
+    """Reads Singer messages, naming the line number in every input error.
+
+    ``line`` is the message being handled as read (bytes msgspec parsed; None otherwise): a sink keeps it as the
+    record's source instead of encoding the record again.
+    """
+
+    line: bytes | None = None
 
     def process_lines(
         self,
@@ -60,13 +66,14 @@ class LineCountingReader(SimpleSingerReader):
         filein = file_input if file_input is not None else sys.stdin.buffer
         decode = _DECODER.decode
         for number, raw in enumerate(filein, start=1):
-            self._current_message = raw
             try:
                 message = decode(raw)
+                self.line = raw if raw.__class__ is bytes else None
             except (msgspec.DecodeError, UnicodeDecodeError):
                 if not raw.strip():
                     continue  # a blank line, which msgspec refuses: only then is the line stripped
                 message = self._parse_slowly(raw, number)
+                self.line = None
             except RecursionError:
                 raise _too_deep(number) from None
             if (

@@ -24,6 +24,7 @@ from typing import Any
 from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.sinks import BatchSink
 
+from target_salesforce.reader import LineCountingReader
 from target_salesforce.record_check import RejectingValidator
 from target_salesforce.sinks import SalesforceSink
 
@@ -63,6 +64,7 @@ class RecordPath:
         "_debug",
         "_key_properties",
         "_passes_by_shape",
+        "_reader",
         "_schema",
         "_shape_cells",
         "_shapes",
@@ -73,8 +75,11 @@ class RecordPath:
         "sink",
     )
 
-    def __init__(self, sink: SalesforceSink) -> None:
+    def __init__(self, sink: SalesforceSink, reader: LineCountingReader | None) -> None:
         self.sink = sink
+        # Whose ``line`` is the message of the record in hand, spooled as its source while the record is as the tap
+        # wrote it: never when metadata columns are added.
+        self._reader = None if sink.include_sdc_metadata_properties else reader
         self._adds_metadata = sink.include_sdc_metadata_properties
         validator: RejectingValidator | None = sink._validator  # type: ignore[assignment]
         self._validate = validator.validate if validator is not None else None
@@ -86,13 +91,15 @@ class RecordPath:
         self._treatment = sink.datetime_error_treatment
         self._key_properties = tuple(sink.key_properties or ())
         self._tally = sink.tally_record_read
-        self._write = sink.process_record
+        self._write = sink.add_record
         self._counter = sink.record_counter_metric
         # singer-sdk logs every processed record at debug level; only a debug run pays for it here.
         self._debug = sink.logger.isEnabledFor(logging.DEBUG)
 
     @classmethod
-    def for_stream(cls, mapper_maps: dict[str, list[Any]], stream_name: str, sink: Any) -> RecordPath | None:
+    def for_stream(
+        cls, mapper_maps: dict[str, list[Any]], stream_name: str, sink: Any, reader: Any
+    ) -> RecordPath | None:
         """The lean path for ``stream_name``, or None where singer-sdk's own path must run (maps, flattening, a
         sink or validator other than this target's, or no sink yet: singer-sdk then raises its error)."""
         maps = mapper_maps.get(stream_name)
@@ -108,7 +115,7 @@ class RecordPath:
             or any(getattr(type(sink), name) is not getattr(BatchSink, name) for name in _STEPS_TAKEN_AS_SINGER_SDKS)
         ):
             return None
-        return cls(sink)
+        return cls(sink, reader if isinstance(reader, LineCountingReader) else None)
 
     def process(self, message: dict[str, Any]) -> bool:
         sink = self.sink
@@ -119,21 +126,24 @@ class RecordPath:
         if self._adds_metadata:
             sink._add_sdc_metadata_to_record(record, message, context)
         shape = (*record, *map(type, record.values()))  # keys are str, never a class: the two halves cannot blur
-        if shape not in self._shapes:
-            self._check(record, shape)
+        unchanged = shape in self._shapes or self._check(record, shape)
         self._tally()
-        self._write(record, context)
+        reader = self._reader
+        self._write(record, context, reader.line if reader is not None and unchanged else None)
         self._counter.increment()
         if self._debug:
             sink._after_process_record(context)
         return sink.is_full
 
-    def _check(self, record: dict[str, Any], shape: tuple) -> None:
-        """singer-sdk's steps between metadata and write; the shape is remembered when the answer holds for it."""
+    def _check(self, record: dict[str, Any], shape: tuple) -> bool:
+        """singer-sdk's steps between metadata and write; the shape is remembered when the answer holds for it.
+        Whether the record is unchanged (no metadata columns were stripped)."""
         sink = self.sink
+        unchanged = True
         if not self._adds_metadata and not SDC_COLUMNS.isdisjoint(record):
             sink._remove_sdc_metadata_from_record(record)
             shape = ()  # the record changed: its shape is not the one looked up
+            unchanged = False
         if self._validate is not None:
             self._validate(record)  # a failure is kept for process_record, which rejects the record
         self._check_fields(record, self._schema, self._treatment)
@@ -147,3 +157,4 @@ class RecordPath:
         ):
             self._shapes.add(shape)
             self._shape_cells += len(shape)
+        return unchanged

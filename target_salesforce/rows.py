@@ -1,8 +1,10 @@
 """A record on its way through a batch, and the in-memory row source the writers read it back from.
 
 A row holds its source record as JSON bytes, for the few that a reject or the results output needs back; numbers
-keep their digits (Decimal in, JSON number out, Decimal back). Writers name a row by ``ref`` and ask its source for
-it again only when an outcome needs the record, so a Bulk job never keeps its rows in memory.
+keep their digits (Decimal in, JSON number out, Decimal back). The bytes are a JSON object whose ``record`` key holds
+the record: the Singer message as the tap wrote it, when the record reached the sink unchanged (so it is not encoded
+again), else ``{"record": ...}`` made for it. Writers name a row by ``ref`` and ask its source for it again only when
+an outcome needs the record, so a Bulk job never keeps its rows in memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,28 @@ from typing import Any, Protocol
 
 import msgspec
 
-_RECORD_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+from target_salesforce.jsonl import ENCODER
+
+
+class _Message(msgspec.Struct):
+    """What a row's source bytes are read as: any JSON object with a ``record``, other keys skipped."""
+
+    record: dict[str, Any]
+
+
+_SOURCE_DECODER = msgspec.json.Decoder(_Message, float_hook=Decimal)
+
+
+def decode_source(source: bytes | msgspec.Raw) -> dict[str, Any]:
+    """The record a row's source bytes hold."""
+    return _SOURCE_DECODER.decode(source).record
+
+
+def encode_source(record: dict[str, Any], buffer: bytearray) -> None:
+    """Append the source bytes of a record that has no message line to stand for it."""
+    buffer += b'{"record":'
+    ENCODER.encode_into(record, buffer, -1)
+    buffer += b"}"
 
 
 class Row(msgspec.Struct, gc=False):
@@ -37,12 +60,12 @@ class Row(msgspec.Struct, gc=False):
     @property
     def record(self) -> dict:
         """The source record, decoded anew on each use: only rejected or reported rows ever ask."""
-        return _RECORD_DECODER.decode(self.source)
+        return decode_source(self.source)
 
     @property
     def records(self) -> list[dict]:
         """The merged records, oldest first, then this row's own: all share this row's outcome."""
-        return [*map(_RECORD_DECODER.decode, self.merged), self.record]
+        return [*map(decode_source, self.merged), self.record]
 
 
 class RowSource(Protocol):

@@ -81,6 +81,11 @@ class SalesforceSink(BatchSink):
         return super().max_size
 
     @property
+    def is_full(self) -> bool:
+        """singer-sdk's test, against the size worked out once per batch (it is asked after every record)."""
+        return self._batch_records_read >= self._batch_limit
+
+    @property
     def include_sdc_metadata_properties(self) -> bool:
         """process_deletes reads ``_sdc_deleted_at``, which singer-sdk strips from records unless metadata is kept."""
         return self._keeps_deleted_at or super().include_sdc_metadata_properties
@@ -96,6 +101,9 @@ class SalesforceSink(BatchSink):
         )
         self._match_case_sensitive = bool(self._match_field_describe().get("caseSensitive"))
         self._insert_match = self._insert_match_field()
+        self._bulk_threshold = int(self.config.get("bulk_threshold", 2000))
+        self._bulk_ahead = self._bulk_op_built_while_reading()
+        self._batch_limit = self.max_size
         self.object_name = self.plan.object_name
         self.parent_objects = mapped_parents(describe, [c.target for c in self.plan.columns if c.lookup_field])
         graph = self._owner.dependencies  # type: ignore[attr-defined]
@@ -155,6 +163,22 @@ class SalesforceSink(BatchSink):
             return None
         return MatchField(field["name"], bool(field.get("caseSensitive")))
 
+    def _bulk_op_built_while_reading(self) -> tuple[str, str | None] | None:
+        """The Bulk operation (and external id field) every row of a batch takes when the job's CSV can be built as
+        records are read: an insert, or an upsert on an external id, that may go through Bulk, outside a dry run.
+
+        Building the CSV in the reading thread lets the writing thread upload the file as it is, instead of reading
+        the batch back and converting each row to CSV while the next batch is read: about a third less CPU a row.
+        """
+        plan = self.plan
+        if self.config.get("dry_run") or self.settings.api == "rest":
+            return None
+        if plan.sync_mode == "insert":
+            return ("insert", None)
+        if plan.match_kind == "external_id" and plan.sync_mode == "upsert":
+            return ("upsert", plan.match_field)
+        return None
+
     def get_validator(self) -> BaseJSONSchemaValidator | None:
         return RejectingValidator(self.schema, self.stream_name) if self.validate_schema else None
 
@@ -195,6 +219,11 @@ class SalesforceSink(BatchSink):
         return ("delete", key) if delete and inserts else key  # deletes of one record merge
 
     def process_record(self, record: dict, context: dict) -> None:
+        self.add_record(record, context, None)
+
+    def add_record(self, record: dict, context: dict, message: bytes | None) -> None:
+        """``process_record``, given the record's Singer message as read when the record is unchanged since (its
+        source for a reject or the results output, spooled as it is instead of encoding the record again)."""
         failures = self._validator.errors if self._validator is not None else None  # type: ignore[attr-defined]
         error = failures.pop(id(record), None) if failures else None  # empty for nearly every record: no id() then
         if error is not None:
@@ -219,8 +248,19 @@ class SalesforceSink(BatchSink):
             return
         batch = context.get("batch")
         if batch is None:
-            batch = context["batch"] = SpooledBatch(self._merge_key, self.max_size)
-        batch.add(record, values, delete, key)
+            batch = context["batch"] = SpooledBatch(self._merge_key, self.max_size, self._convert)
+            context["upload"] = BulkUpload() if self._builds_upload() else None
+        upload = context["upload"]
+        # A row the upload cannot take (a delete, a literal #N/A, past the byte limit) is written the usual way.
+        in_upload = (
+            upload is not None and not delete and BULK_NULL not in values.values() and upload.add(values, len(batch))
+        )
+        batch.add(record, values, delete, key, message, values_kept_elsewhere=in_upload)
+
+    def _builds_upload(self) -> bool:
+        """Whether the batch now starting builds its Bulk CSV as it is read: with ``api: auto`` only when it can
+        grow to ``bulk_threshold`` rows (a smaller batch goes through Collections)."""
+        return self._bulk_ahead is not None and (self.settings.api == "bulk" or self.max_size >= self._bulk_threshold)
 
     def _new_without_match(self, delete: bool) -> bool:
         return not delete and self.plan.match_kind == "id" and self.plan.sync_mode == "upsert"
@@ -235,7 +275,9 @@ class SalesforceSink(BatchSink):
         older version of a record never lands after a newer one.
         """
         batch: SpooledBatch | None = context.pop("batch", None)
+        upload: BulkUpload | None = context.pop("upload", None)
         self._drained_once = True
+        self._batch_limit = self.max_size
         self.wait_for_writes()
         if batch is None:
             return
@@ -244,22 +286,22 @@ class SalesforceSink(BatchSink):
             # Outside a full drain a parent record may not have been read yet: its children can wait for the next one.
             self._may_defer = not self._owner.in_full_drain  # type: ignore[attr-defined]
         except BaseException:
-            batch.close()
+            _close(batch, upload)
             raise
         tally = Tally()
         if self._owner.overlaps(self):  # type: ignore[attr-defined]
-            self._writing = (self._background.submit(self._write_batch, batch, tally), tally)
+            self._writing = (self._background.submit(self._write_batch, batch, upload, tally), tally)
         else:
             try:
-                self._write_batch(batch, tally)
+                self._write_batch(batch, upload, tally)
             finally:
                 self._settle(tally)
 
-    def _write_batch(self, batch: SpooledBatch, tally: Tally) -> None:
+    def _write_batch(self, batch: SpooledBatch, upload: BulkUpload | None, tally: Tally) -> None:
         try:
-            self._write_rows(batch, "batch", tally)
+            self._write_rows(batch, "batch", tally, upload)
         finally:
-            batch.close()
+            _close(batch, upload)
 
     @cached_property
     def _background(self) -> ThreadPoolExecutor:
@@ -278,7 +320,7 @@ class SalesforceSink(BatchSink):
             self._settle(tally)
 
     def finished_writing(self) -> None:
-        """Take in a background write that has ended, so its failure stops the run at once (called per record)."""
+        """Take in a background write that has ended, so its failure stops the run at once (called now and then)."""
         if self._writing is not None and self._writing[0].done():
             self.wait_for_writes()
 
@@ -323,14 +365,12 @@ class SalesforceSink(BatchSink):
         """The batch being written in the background, if any: its rows are neither written nor rejected yet."""
         return self._writing[0] if self._writing is not None else None
 
-    def _read(self, source: RowSource, deletes: array, tally: Tally) -> Iterator[Row]:
+    def _read(self, rows: Iterable[Row], spooled: SpooledBatch | None, deletes: array, tally: Tally) -> Iterator[Row]:
         """The rows to write, in order; the refs of rows that delete go to ``deletes``, to be sent after them.
 
         A newer record for the match value of a deferred row replaces it, so an old version never lands last.
         """
-        self._rows_read = 0
-        spooled = source if isinstance(source, SpooledBatch) else None
-        for row in source:
+        for row in rows:
             self._rows_read += 1
             if spooled is not None and self._deferred:
                 key = self._merge_key(row.values, row.delete)
@@ -345,19 +385,23 @@ class SalesforceSink(BatchSink):
         if spooled is not None:
             tally.merged += spooled.merged
 
-    def _write_rows(self, source: RowSource, what: str, batch: Tally) -> None:
+    def _write_rows(self, source: RowSource, what: str, batch: Tally, upload: BulkUpload | None = None) -> None:
         """Write every row of ``source`` and count each in ``batch``; rows are read in chunks and sent as they come.
 
-        It may run in the background thread, so it counts only in ``batch``, which the reading thread adds to the
-        sink's totals (``_settle``).
+        ``upload`` is the Bulk CSV built while ``source`` (then a spooled batch) was read, if any. This may run in the
+        background thread, so it counts only in ``batch``, which the reading thread adds to the sink's totals
+        (``_settle``).
         """
         self._source = source  # where a row is read back from by its ref when its outcome needs the record
         self._senders: dict[str, _Sender] = {}
+        self._rows_read = 0
         self._run.client.check_budget()
         deletes = array("q")
+        spooled = source if isinstance(source, SpooledBatch) else None
         try:
+            rows = source if spooled is None or upload is None else self._send_upload(spooled, upload, batch)
             # Writes before deletes: in a change log a row's delete follows its writes.
-            for chunk in _chunks(self._read(source, deletes, batch)):
+            for chunk in _chunks(self._read(rows, spooled, deletes, batch)):
                 self._write(chunk, batch)
             self._finish_sends()
             for chunk in _chunks(source.row(ref) for ref in deletes):
@@ -371,6 +415,31 @@ class SalesforceSink(BatchSink):
         self.logger.info(
             "%s%s %s of %d: %s%s", prefix, self.plan.object_name, what, self._rows_read, batch.describe(), deferred
         )
+
+    def _send_upload(self, batch: SpooledBatch, upload: BulkUpload, tally: Tally) -> Iterable[Row]:
+        """Send the Bulk job built while ``batch`` was read; the rows it does not hold, to be written the usual way.
+
+        Rows replaced by a later record of their key leave the job first. Not taken: with rows deferred for a parent
+        (a row of the batch may supersede one, see ``_read``), or below ``bulk_threshold`` rows with ``api: auto``.
+        """
+        if self._deferred or not upload or (self.settings.api != "bulk" and len(upload) < self._bulk_threshold):
+            upload.close()
+            return batch.rows()
+        replaced = batch.merge()
+        upload.body()  # every line on disk, for the subset
+        if replaced:
+            keep = [line for line, ref in enumerate(upload.refs) if ref not in replaced]
+            if len(keep) < len(upload):
+                whole, upload = upload, upload.subset(keep)
+                whole.close()
+        self._rows_read += len(upload)
+        sent = bytearray(len(batch))
+        for ref in upload.refs:
+            sent[ref] = 1
+        op, ext_field = self._bulk_ahead  # type: ignore[misc]
+        sender = self._senders[op] = _Sender(self, op, tally, ext_field)
+        sender.send_upload(upload)
+        return batch.rows(sent)
 
     def clean_up(self) -> None:
         self.wait_for_writes()
@@ -546,6 +615,12 @@ class SalesforceSink(BatchSink):
         )
 
 
+def _close(batch: SpooledBatch, upload: BulkUpload | None) -> None:
+    batch.close()
+    if upload is not None:
+        upload.close()
+
+
 def _chunks(rows: Iterable[Row]) -> Iterator[list[Row]]:
     """Rows a chunk at a time: only a chunk of a batch is in memory, whatever the batch size."""
     iterator = iter(rows)
@@ -569,7 +644,7 @@ class _Sender:
         self._dry_run = bool(sink.config.get("dry_run"))
         api = sink.settings.api
         # Rows before Bulk is taken: 0 for Bulk from the first row, None for never.
-        self._threshold: int | None = int(sink.config.get("bulk_threshold", 2000))
+        self._threshold: int | None = sink._bulk_threshold
         if op == "hardDelete" or api == "bulk":
             self._threshold = 0
         elif api == "rest":
@@ -600,6 +675,12 @@ class _Sender:
             self._send_bulk()
         if self._rest:
             self._send_rest()
+
+    def send_upload(self, upload: BulkUpload) -> None:
+        """Send a job built beforehand; Bulk is taken, so rows added afterwards take it too."""
+        self._held = None
+        self._upload = upload
+        self._send_bulk()
 
     def _to_bulk(self, row: Row) -> None:
         deletes = self._op in DELETE_OPS

@@ -1,14 +1,14 @@
 """A sink's batch spooled to an anonymous temporary file as its records arrive, so a batch costs bytes a row.
 
-Each record is one line: the JSON ``[delete, key hash, values]``, a tab, and the JSON source record. msgspec's
-float and integer round trip is exact, so the values read back are the ones converted. JSON holds no raw tab (in a
-string it is escaped), so the tab splits the line: reading the batch back decodes only the first part, and the source
-record (needed only for a reject, the results output or a deferral) stays bytes. In memory stay the line offsets (8
-bytes a row) and a two-probe Bloom filter of the match keys (about 2 bytes a row of the batch size) that tells which
-keys may have come before: only rows of those keys (found by the key hash in their line, without computing their key
-again) are held back while the batch is read and then merged exactly by key (the last record wins, the earlier ones
-share its outcome). The file is created already unlinked (``tempfile.TemporaryFile``), so nothing is left in the
-temporary directory when a run ends, fails or is killed.
+Each record is one line: the JSON ``[delete, values]``, a tab, and the source record (``rows.Row.source``).
+msgspec's float and integer round trip is exact, so the values read back are the ones converted. JSON holds no raw
+tab (in a string it is escaped), so the first tab splits the line: reading the batch back decodes only the first
+part, and the source record (needed only for a reject, the results output or a deferral) stays bytes. In memory stay
+the line offsets (8 bytes a row), 32 bits of each row's match key hash (4 bytes a row) and a two-probe Bloom filter
+of the match keys (about 2 bytes a row of the batch size) that tells which keys may have come before. Before the
+batch is read back, the rows of those keys (found by their hash, then by their exact key) are merged: the last
+record of a key is the row, the earlier ones share its outcome. The file is created already unlinked
+(``tempfile.TemporaryFile``), so nothing is left in the temporary directory when a run ends, fails or is killed.
 """
 
 from __future__ import annotations
@@ -22,12 +22,16 @@ from typing import IO, Any
 import msgspec
 
 from target_salesforce.jsonl import ENCODER
-from target_salesforce.rows import Row
+from target_salesforce.rows import Row, decode_source, encode_source
 
-_HEAD = msgspec.json.Decoder(tuple[bool, int | None, dict[str, Any]])
+_HEAD = msgspec.json.Decoder(tuple[bool, dict[str, Any]])
 _TAB = b"\t"
-# Filter bits per row of the batch size: with two probes, about 1.4 % of distinct keys are held back needlessly.
-_FILTER_BITS_PER_ROW = 16
+# Filter bits per row of the batch size, one probe: at most 3 % of distinct keys are flagged needlessly (1.5 % on
+# average while the batch fills), each costing a line read back before the write.
+_FILTER_BITS_PER_ROW = 32
+# Lines are gathered in memory and written this many bytes at a time: a write call a line cost a microsecond each.
+_WRITE_BYTES = 1 << 20
+_HASH_MASK = 0xFFFFFFFF  # the bits of a key's hash kept per row
 
 MergeKey = Callable[[dict[str, Any], bool], Hashable | None]
 
@@ -39,13 +43,6 @@ def read_line(file: IO[bytes], offsets: array, index: int) -> bytes:
     return os.pread(file.fileno(), offsets[index + 1] - start, start)
 
 
-def _split(line: bytes) -> tuple[bool, int | None, dict[str, Any], bytes]:
-    """A spooled line's delete flag, key hash, values and source record (still JSON bytes)."""
-    head, _, source = line.partition(_TAB)
-    delete, key_hash, values = _HEAD.decode(head)
-    return delete, key_hash, values, source
-
-
 def anonymous_file() -> IO[bytes]:
     """A temporary file with no name (unlinked at once): it disappears with its last handle, even on a kill."""
     return tempfile.TemporaryFile(prefix="target-salesforce-")  # its owner closes it
@@ -54,64 +51,139 @@ def anonymous_file() -> IO[bytes]:
 class SpooledBatch:
     """The rows of one batch: appended by ``add``, read back once in order, then looked up by ``ref`` (slot)."""
 
-    def __init__(self, merge_key: MergeKey, capacity: int) -> None:
+    def __init__(
+        self, merge_key: MergeKey, capacity: int, convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    ) -> None:
+        """``convert`` gives a record's values again, for rows spooled without them (see ``add``)."""
         self._file = anonymous_file()
         self._offsets = array("q", [0])  # line i spans offsets[i]:offsets[i + 1]
+        self._hashes = array("I")  # the low bits of each row's key hash (0 for a row never merged)
         bits = 1 << max(16, min(32, (capacity * _FILTER_BITS_PER_ROW - 1).bit_length()))
         self._filter = bytearray(bits >> 3)
         self._mask = bits - 1
         self._maybe_repeated: set[Hashable] = set()
         self._merge_key = merge_key
-        self._line_buffer = bytearray()  # each line is encoded into it, to be written in one call
-        self._merged: dict[int, list[int]] = {}  # slot of a merged row → slots of the earlier rows it replaced
+        self._convert = convert
+        self._pending = bytearray()  # lines not written to the file yet
+        self._written = 0  # bytes written to the file
+        self._merged: dict[int, list[int]] | None = None  # slot of a merged row → slots of the rows it replaced
+        self._replaced: set[int] = set()  # slots of rows replaced by a later one of their key
         self._outside: dict[int, list[bytes | msgspec.Raw]] = {}  # slot → older records from outside the batch
-        self.merged = 0  # records replaced by a later one of the same key (known once the batch is read)
+        self.merged = 0  # records replaced by a later one of the same key (known once ``merge`` has run)
 
-    def add(self, record: dict, values: dict[str, Any], delete: bool, key: Hashable | None) -> None:
-        """Spool a row; ``key`` is its merge key (None for a row never merged, e.g. an insert)."""
-        h = None if key is None else hash(key)
-        line = self._line_buffer
-        ENCODER.encode_into((delete, h, values), line)
-        line += _TAB
-        ENCODER.encode_into(record, line, -1)
-        line += b"\n"
-        self._file.write(line)
-        self._offsets.append(self._offsets[-1] + len(line))
-        if h is not None:
-            a, b = h & self._mask, (h >> 32) & self._mask
-            bits = self._filter
-            if bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1:
-                self._maybe_repeated.add(key)
-            bits[a >> 3] |= 1 << (a & 7)
-            bits[b >> 3] |= 1 << (b & 7)
+    def _split(self, line: bytes) -> tuple[bool, dict[str, Any], bytes]:
+        """A spooled line's delete flag, values and source record (still JSON bytes)."""
+        head, _, source = line.partition(_TAB)
+        if not head:
+            return False, self._convert(decode_source(source)), source  # type: ignore[misc]
+        delete, values = _HEAD.decode(head)
+        return delete, values, source
 
-    def __iter__(self) -> Iterator[Row]:
-        """Each row once, merged: a row whose key may repeat is given after all others, as the last of its key."""
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def add(
+        self,
+        record: dict,
+        values: dict[str, Any],
+        delete: bool,
+        key: Hashable | None,
+        message: bytes | None = None,
+        *,
+        values_kept_elsewhere: bool = False,
+    ) -> int:
+        """Spool a row and return its slot; ``key`` is its merge key (None for a row never merged, e.g. an insert),
+        ``message`` the record's Singer message as read, when the record is unchanged since.
+
+        ``values_kept_elsewhere``: the values went into a Bulk job's CSV, so that few rows are ever read back from
+        here; a row given its message then spools that alone (an empty head), and its values, should it be read
+        back, are converted again from the record in the message, which is what they were converted from.
+        """
+        pending = self._pending
+        if message is None or not values_kept_elsewhere or delete or self._convert is None:
+            ENCODER.encode_into((delete, values), pending, -1)
+        pending += _TAB
+        if message is None:
+            encode_source(record, pending)
+            pending += b"\n"
+        else:
+            pending += message
+            if message[-1:] != b"\n":
+                pending += b"\n"
+        self._offsets.append(self._written + len(pending))
+        if len(pending) >= _WRITE_BYTES:
+            self._write_pending()
+        slot = len(self._hashes)
+        if key is None:
+            self._hashes.append(0)
+            return slot
+        h = hash(key)
+        self._hashes.append(h & _HASH_MASK)
+        bit = h & self._mask
+        bits = self._filter
+        if bits[bit >> 3] & 1 << (bit & 7):
+            self._maybe_repeated.add(key)
+        else:
+            bits[bit >> 3] |= 1 << (bit & 7)
+        return slot
+
+    def _write_pending(self) -> None:
+        self._file.write(self._pending)
+        self._written += len(self._pending)
+        self._pending.clear()
+
+    def merge(self) -> set[int]:
+        """Merge the rows of each repeated key into its last one, once; the slots of the rows replaced.
+
+        Only rows whose key the filter flagged, and whose hash bits are those of a flagged key, are read back to
+        compare their exact keys.
+        """
+        if self._merged is not None:
+            return self._replaced
+        self._write_pending()
         self._file.flush()
-        self._file.seek(0)
         self._filter = bytearray()  # no more rows come: free it before the write
-        held: dict[Hashable, list[int]] = {}
+        self._merged = {}
         check = self._maybe_repeated
-        check_hashes = {hash(key) for key in check}
-        for slot, line in enumerate(self._file):
-            delete, h, values, source = _split(line)
+        if not check:
+            return self._replaced
+        check_hashes = {hash(key) & _HASH_MASK for key in check}
+        slots: dict[Hashable, list[int]] = {}
+        for slot, h in enumerate(self._hashes):
             if h in check_hashes:
+                delete, values, _ = self._split(self._line(slot))
                 key = self._merge_key(values, delete)
                 if key in check:
-                    held.setdefault(key, []).append(slot)
-                    continue
-            yield Row(source, values, delete, (), slot)
-        for slots in held.values():
-            *earlier, last = slots
+                    slots.setdefault(key, []).append(slot)
+        for *earlier, last in slots.values():
             if earlier:
                 self._merged[last] = earlier
+                self._replaced.update(earlier)
                 self.merged += len(earlier)
-            yield self.row(last)
+        return self._replaced
+
+    def __iter__(self) -> Iterator[Row]:
+        return self.rows()
+
+    def rows(self, skip: bytes | bytearray = b"") -> Iterator[Row]:
+        """Each row once, in order, merged (see ``merge``); rows whose slot is flagged in ``skip`` are left out."""
+        replaced = self.merge()
+        merged = self._merged
+        self._file.seek(0)
+        for slot, line in enumerate(self._file):
+            if slot in replaced or (slot < len(skip) and skip[slot]):
+                continue
+            if merged and slot in merged:
+                yield self.row(slot)
+            else:
+                delete, values, source = self._split(line)
+                yield Row(source, values, delete, (), slot)
 
     def row(self, ref: int) -> Row:
         """The row in slot ``ref``, with the records merged into it."""
-        delete, _, values, source = _split(self._line(ref))
-        merged = [*self._outside.get(ref, ()), *(self._line(s).partition(_TAB)[2] for s in self._merged.get(ref, ()))]
+        delete, values, source = self._split(self._line(ref))
+        earlier = self._merged.get(ref, ()) if self._merged else ()
+        merged = [*self._outside.get(ref, ()), *(self._line(s).partition(_TAB)[2] for s in earlier)]
         return Row(source, values, delete, merged, ref)
 
     def merge_outside(self, row: Row, older: list[bytes | msgspec.Raw]) -> None:

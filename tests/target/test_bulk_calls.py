@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.target.conftest import record_msg, schema_msg, string_props
+from tests.target.conftest import record_msg, schema_msg, string_props, write_calls
 
 CONFIG = {"object": "Contact", "sync_mode": "insert", "api": "bulk"}
 
@@ -163,3 +163,40 @@ def test_the_first_batch_of_a_stream_is_a_smaller_job(sf, run_target, base_confi
     sizes = sorted(sf.restful(f"jobs/ingest/{job['id']}")["numberRecordsProcessed"] for job in jobs)
     assert sizes == [3, 200_000]
     assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 200_003
+
+
+def test_a_job_built_while_reading_leaves_out_replaced_rows_deletes_and_literal_na(
+    sf, run_target, base_config, tmp_path
+) -> None:
+    """An upsert's Bulk CSV is built as records are read. Rows replaced by a later record of their key leave it
+    (the last version lands, the earlier ones share its outcome), a literal ``#N/A`` goes through Collections and a
+    delete is sent after the writes, each read back from Salesforce and the emulator's call log."""
+    gone = sf.Contact.create({"LastName": "Gone", "External_Id__c": "k-gone"})["id"]
+    results_path = tmp_path / "results.jsonl"
+    versions = [("k1", "One v1"), ("k2", "Two"), ("k1", "One v2"), ("k3", "#N/A"), ("k1", "One v3")]
+    props = string_props("LastName", "External_Id__c", "_sdc_deleted_at")
+    messages = [schema_msg("contacts", props, ["External_Id__c"])]
+    messages += [record_msg("contacts", {"External_Id__c": k, "LastName": name}) for k, name in versions]
+    messages.append(record_msg("contacts", {"External_Id__c": "k-gone", "_sdc_deleted_at": "2026-01-01T00:00:00Z"}))
+    config = {
+        **base_config,
+        **CONFIG,
+        "sync_mode": "upsert",
+        "match_field": "External_Id__c",
+        "process_deletes": True,
+        "results_path": str(results_path),
+    }
+    result = run_target(config, messages)
+    result.assert_ok()
+    stored = sf.query("SELECT Id, External_Id__c, LastName FROM Contact ORDER BY External_Id__c")["records"]
+    assert [(r["External_Id__c"], r["LastName"]) for r in stored] == [("k1", "One v3"), ("k2", "Two"), ("k3", "#N/A")]
+    writes = write_calls(result.calls)
+    assert [c["records"] for c in writes if c["path"].endswith("/batches")] == [2, 1]  # the upserts, then the delete
+    assert [c["records"] for c in writes if "/composite/sobjects" in c["path"]] == [1]
+    deleted = sf.query_all(f"SELECT IsDeleted FROM Contact WHERE Id = '{gone}'", include_deleted=True)["records"]
+    assert [r["IsDeleted"] for r in deleted] == [True]
+    lines = [json.loads(line) for line in results_path.read_text().splitlines()]
+    k1 = [line for line in lines if line["key"] == {"External_Id__c": "k1"}]
+    assert [line["outcome"] for line in k1] == ["created"] * 3  # the replaced records share the last one's outcome
+    assert [line["id"] for line in k1] == [stored[0]["Id"]] * 3
+    assert "3 created, 0 updated, 1 deleted" in result.stderr and "2 merged" in result.stderr

@@ -48,6 +48,44 @@ def test_spooled_values_and_records_round_trip_exactly() -> None:
     batch.close()
 
 
+def test_a_records_singer_message_is_its_spooled_source_as_read() -> None:
+    """The message line the record was read from stands for it, its other keys skipped and its numbers exact; a
+    line without its line feed (the input's last) still ends its spooled line."""
+    message = b'{"type":"RECORD","stream":"s","record":{"amount":10.50,"n":"a\\tb"},"time_extracted":"2026-01-01"}'
+    batch = SpooledBatch(merge_by_key, 10)
+    batch.add({"ignored": 1}, {"k": 1}, False, 1, message + b"\n")
+    batch.add({"ignored": 2}, {"k": 2}, False, 2, message)
+    batch.add({"made": Decimal("1.0")}, {"k": 3}, False, 3)
+    rows = list(batch)
+    assert [row.values["k"] for row in rows] == [1, 2, 3]
+    assert rows[0].record == rows[1].record == {"amount": Decimal("10.50"), "n": "a\tb"}
+    assert str(rows[0].record["amount"]) == "10.50"
+    assert rows[2].record == {"made": Decimal("1.0")}
+    assert batch.row(1).record == rows[1].record
+    batch.close()
+
+
+def test_values_kept_in_a_bulk_job_are_converted_again_from_the_message_when_read_back() -> None:
+    """A row whose values went into a Bulk job's CSV spools only its message; read back (to merge, reject or
+    defer it) its values are converted again from the message's record. Without a message they are spooled."""
+    converted: list[dict] = []
+
+    def convert(record: dict) -> dict:
+        converted.append(record)
+        return {"k": record["key"], "Name": record["name"].upper()}
+
+    batch = SpooledBatch(merge_by_key, 10, convert)
+    message = b'{"type":"RECORD","stream":"s","record":{"key":1,"name":"a"}}\n'
+    batch.add({"key": 1, "name": "a"}, {"k": 1, "Name": "A"}, False, 1, message, values_kept_elsewhere=True)
+    batch.add({"key": 1, "name": "b"}, {"k": 1, "Name": "B"}, False, 1, None, values_kept_elsewhere=True)
+    batch.add({"key": 2, "name": "c"}, {"k": 2, "Name": "kept"}, False, 2, message, values_kept_elsewhere=False)
+    assert batch.merge() == {0}  # the first row, read back and converted again, has the key of the second
+    assert converted == [{"key": 1, "name": "a"}]
+    assert [row.values for row in batch] == [{"k": 1, "Name": "B"}, {"k": 2, "Name": "kept"}]
+    assert batch.row(0).values == {"k": 1, "Name": "A"}
+    batch.close()
+
+
 def parse(body: bulk_upload.FileBody) -> list[list[str]]:
     data = b"".join(body)
     assert len(data) == len(body)  # the Content-Length requests sends
