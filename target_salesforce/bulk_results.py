@@ -4,16 +4,14 @@ Each result line is ``sf__Id,sf__Created`` (or ``sf__Error``) followed by the up
 promises no order, though it keeps the upload's as far as anyone has seen, and quotes every cell; so a line of the
 successful results is first taken as the answer for the next uploaded line no result has reached: its two cells are
 split off at the ``","`` after each (an id and ``true``/``false`` hold no quote), and the rest of the line, up to the
-line ending (LF or CRLF), is compared with that uploaded line by length and by the 64-bit hash kept for it
-(``BulkUpload.keys``).
+line ending (LF or CRLF), is compared byte for byte with that uploaded line, read from the job's file a chunk at a
+time alongside the results (nothing per line is kept in memory for this).
 
-What the hash match means: a result line is taken for the wrong row only if its echo has the very length of the next
-uploaded line and the same 64-bit hash (SipHash, keyed at random per process) while its bytes differ, a chance of
-about 2**-64 per line, far below that of a corrupted byte going unnoticed on the way. Every other line (failed
-results, lines out of order, an upload line with empty cells, which Salesforce echoes as ``""``, or a result file
-quoted otherwise) is parsed as CSV, rendered as its upload line would be, and matched exactly, byte for byte, to the
-next line, to a line passed over earlier or to one further on (the lines skipped are kept by their hash until a
-result takes them). So any order is matched correctly, and memory grows only with the disorder.
+Every other line (failed results, lines out of order, an upload line with empty cells, which Salesforce echoes as
+``""``, or a result file quoted otherwise) is parsed as CSV, rendered as its upload line would be, and matched
+exactly, byte for byte, to the next line, to a line passed over earlier or to one further on (the lines skipped are
+kept by their hash until a result takes them). So any order is matched correctly, and memory grows only with the
+disorder.
 """
 
 from __future__ import annotations
@@ -67,7 +65,9 @@ class ResultMatcher:
                 return  # no result lines
             more = file.read(_CHUNK)
             data, eof = data + more, not more
-        keys, offsets, count = self._upload.keys, self._upload.offsets, len(self._upload)
+        upload = self._upload
+        offsets, count = upload.offsets, len(upload)
+        block, base = b"", 0  # a stretch of the job's file, from byte ``base``: the lines results are expected for
         while True:
             index = self._next
             if successful and index < count and data.startswith(b'"', position):
@@ -75,9 +75,12 @@ class ResultMatcher:
                 second = data.find(_SPLIT, first + 3) if first > 0 else -1
                 created = _CREATED.get(data[first + 3 : second]) if second > 0 else None
                 start = second + 2
-                end = start + offsets[index + 1] - offsets[index] - 2
+                line_start, line_end = offsets[index], offsets[index + 1] - 2  # without its CRLF
+                end = start + line_end - line_start
                 ending = 1 if data.startswith(b"\n", end) else 2 if data.startswith(CRLF, end) else 0
-                if created and ending and hash(data[start:end]) == keys[index]:
+                if line_end > base + len(block):
+                    block, base = upload.read(line_start, max(_CHUNK, line_end - line_start)), line_start
+                if created and ending and data[start:end] == block[line_start - base : line_end - base]:
                     self._next = index + 1
                     yield index, data[position + 1 : first].decode("utf-8"), created
                     position = end + ending
@@ -98,9 +101,8 @@ class ResultMatcher:
 
     def find(self, cells: list[str]) -> int | None:
         """The line whose cells are exactly ``cells`` and that no earlier result took; None when no line has them."""
-        line = render(cells)
+        line = render(cells) + CRLF
         key = hash(line)
-        line += CRLF
         lines = self._passed.get(key)
         for position, index in enumerate(lines or ()):
             if self._upload.line(index) == line:
@@ -108,12 +110,12 @@ class ResultMatcher:
                 if not lines:
                     del self._passed[key]
                 return index
-        keys = self._upload.keys
         for index in range(self._next, len(self._upload)):
-            if keys[index] == key and self._upload.line(index) == line:
+            uploaded = self._upload.line(index)
+            if uploaded == line:
                 self._next = index + 1
                 return index
-            self._passed.setdefault(keys[index], []).append(index)
+            self._passed.setdefault(hash(uploaded), []).append(index)
         self._next = len(self._upload)
         return None
 

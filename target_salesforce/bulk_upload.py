@@ -5,18 +5,19 @@ line is its cells as ``render`` writes them: every non-empty cell quoted, an emp
 be quoted, and it is the form Salesforce's own Data Loader sends to Bulk jobs (forcedotcom/dataloader,
 ``BulkLoadVisitor.writeColumnToCsv``: each value quoted, ``#N/A`` included; a value left out is an empty cell).
 Salesforce echoes the uploaded cells in its result files with every cell quoted, so the echo of a line without empty
-cells is that line's bytes, and ``bulk_results`` matches results to lines by a hash of those bytes kept per line
-(``keys``), without parsing them. The price is about 10 % more bytes than quoting only the cells that need it (fewer
-rows fit a 100 MB job); the gain is that neither the upload nor the common result line is parsed, and lines are built
-by C string methods, several times faster than ``csv.writer`` quoting cell by cell.
+cells is that line's bytes, and ``bulk_results`` matches results to lines by comparing those bytes with the file's,
+without parsing them. The price is about 10 % more bytes than quoting only the cells that need it (fewer rows fit a
+100 MB job); the gain is that neither the upload nor the common result line is parsed, and lines are built by C
+string methods, several times faster than ``csv.writer`` quoting cell by cell.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -103,7 +104,8 @@ class BulkUpload:
 
     CRLF line endings: simple-salesforce's and some of Salesforce's tooling mishandle a lone CR inside a value under
     LF endings; with CRLF and RFC 4180 quoting every character of a value round-trips. ``refs`` names each line's
-    row for the caller, ``keys`` holds the hash of each line's bytes (without the line ending) for ``bulk_results``.
+    row for the caller. In memory stay 4 bytes a line for its offset, and 4 for its ref only once a line's ref is not
+    its index (a job built as its batch is read names each row by its slot, and nearly every row of a batch is in it).
     """
 
     def __init__(self) -> None:
@@ -112,16 +114,21 @@ class BulkUpload:
         self._values_of = _getter(self.columns)
         self._known: dict[str, None] = {}
         # 4 bytes each: an upload stays under MAX_UPLOAD_BYTES, and a batch under 2**32 rows.
-        self.refs = array("I")
+        self._refs: array | None = None  # each line's ref, once one is not its line's index
+        self._count = 0
         self.offsets = array("I", [0])  # data line i spans offsets[i]:offsets[i + 1], its CRLF included
-        self.keys = array("q")
         self._widths: list[tuple[int, int]] = [(0, 0)]  # (first line, columns) each time a column was added
         self._padding = 0  # commas the lines written before a column was added still lack
         self._room = MAX_UPLOAD_BYTES  # bytes the data lines may take: the limit less the header and the padding
         self._unwritten: list[bytes] = []  # lines added but not yet written, without their CRLFs
 
     def __len__(self) -> int:
-        return len(self.refs)
+        return self._count
+
+    @property
+    def refs(self) -> Sequence[int]:
+        """The ref of each line, in line order."""
+        return range(self._count) if self._refs is None else self._refs
 
     def add(self, values: dict[str, Any], ref: int) -> bool:
         """Append a row; False, appending nothing, when it would take a non-empty upload past MAX_UPLOAD_BYTES."""
@@ -139,7 +146,7 @@ class BulkUpload:
                 return self._add_widening(values, ref)
             line = render(cells)
         end = self.offsets[-1] + len(line) + 2
-        if end > self._room and self.refs:
+        if end > self._room and self._count:
             return False
         self._append(line, end, ref)
         return True
@@ -150,14 +157,14 @@ class BulkUpload:
         columns = [*self.columns, *added]
         line = render(_cells(values, columns))
         end = self.offsets[-1] + len(line) + 2
-        padding = self._padding + len(self.refs) * len(added)
+        padding = self._padding + self._count * len(added)
         room = MAX_UPLOAD_BYTES - len(_header(columns)) - padding
-        if end > room and self.refs:
+        if end > room and self._count:
             return False
         self.columns, self._room, self._padding = columns, room, padding
         self._values_of = _getter(columns)
         self._known.update(dict.fromkeys(added))
-        self._widths.append((len(self.refs), len(columns)))
+        self._widths.append((self._count, len(columns)))
         self._append(line, end, ref)
         return True
 
@@ -165,9 +172,17 @@ class BulkUpload:
         self._unwritten.append(line)
         if len(self._unwritten) >= _LINES_A_WRITE:
             self._write_lines()
+        self._index_line(end, ref)
+
+    def _index_line(self, end: int, ref: int) -> None:
+        """Count a line that ends at ``end`` in the file and names row ``ref``."""
         self.offsets.append(end)
-        self.keys.append(hash(line))
-        self.refs.append(ref)
+        if self._refs is not None:
+            self._refs.append(ref)
+        elif ref != self._count:
+            self._refs = array("I", range(self._count))
+            self._refs.append(ref)
+        self._count += 1
 
     def _write_lines(self) -> None:
         """Write the lines added since the last write, with their CRLFs, in one call (a call a line costs more)."""
@@ -189,14 +204,13 @@ class BulkUpload:
         self._file.flush()
         old, self._file = self._file, anonymous_file()
         offsets = array("I", [0])
-        bounds = [*self._widths[1:], (len(self.refs), width)]
+        bounds = [*self._widths[1:], (self._count, width)]
         for (start, columns), (end, _) in zip(self._widths, bounds, strict=True):
             for index in range(start, end):
                 line = read_line(old, self.offsets, index)
                 if columns < width:
                     cells = b"" if line == b'""\r\n' else line[:-2]  # a lone empty cell is empty among others
                     line = cells + b"," * (width - columns) + CRLF
-                    self.keys[index] = hash(line[:-2])
                 self._file.write(line)
                 offsets.append(offsets[-1] + len(line))
         old.close()
@@ -211,10 +225,12 @@ class BulkUpload:
         for index in lines:
             line = self.line(index)
             other._file.write(line)
-            other.offsets.append(other.offsets[-1] + len(line))
-            other.keys.append(self.keys[index])
-            other.refs.append(self.refs[index])
+            other._index_line(other.offsets[-1] + len(line), self.refs[index])
         return other
+
+    def read(self, start: int, size: int) -> bytes:
+        """Up to ``size`` bytes of the data lines from byte ``start`` (after ``body``)."""
+        return os.pread(self._file.fileno(), size, start)
 
     def line(self, index: int) -> bytes:
         """Data line ``index`` as uploaded, its CRLF included (after ``body``)."""

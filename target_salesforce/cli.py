@@ -17,6 +17,7 @@ from singer_sdk.exceptions import MissingKeyPropertiesError, RecordsWithoutSchem
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from target_salesforce.errors import TargetError
+from target_salesforce.memory import give_freed_blocks_back
 from target_salesforce.target import TargetSalesforce
 
 EXPECTED_ERRORS = (TargetError, InvalidInputLine, RecordsWithoutSchemaException, MissingKeyPropertiesError)
@@ -48,6 +49,7 @@ def _check_config_files(argv: list[str]) -> None:
 
 def main() -> None:
     logging.getLogger(TargetSalesforce.name).addFilter(_DropSinkInitError())
+    give_freed_blocks_back()  # the process is the target's alone: its malloc may be tuned for its batches
     try:
         _check_config_files(sys.argv[1:])
         TargetSalesforce.cli()

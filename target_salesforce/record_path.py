@@ -130,7 +130,7 @@ class RecordPath:
         self._tally()
         reader = self._reader
         self._write(record, context, reader.line if reader is not None and unchanged else None)
-        self._counter.increment()
+        self._counter.value += 1  # singer-sdk's counter; the target has it log now and then (see its increment(0))
         if self._debug:
             sink._after_process_record(context)
         return sink.is_full

@@ -106,6 +106,15 @@ def test_a_column_first_seen_late_is_an_empty_cell_in_the_lines_before_it() -> N
     upload.close()
 
 
+def test_refs_are_line_indexes_until_a_row_is_left_out() -> None:
+    """A job built as its batch is read names rows by slot: no ref is stored while each is its line's index."""
+    upload = BulkUpload()
+    for ref in (0, 1, 2, 4, 5):  # slot 3 (a delete, say) is not in the job
+        upload.add({"Name": f"n{ref}"}, ref)
+    assert list(upload.refs) == [0, 1, 2, 4, 5] and upload.refs[3] == 4 and len(upload) == 5
+    upload.close()
+
+
 def test_an_upload_refuses_a_row_past_the_byte_limit(monkeypatch) -> None:
     monkeypatch.setattr(bulk_upload, "MAX_UPLOAD_BYTES", 40)
     upload = BulkUpload()
