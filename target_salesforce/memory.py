@@ -11,7 +11,6 @@ default (128 KiB), for no measurable CPU. Holding it is one ``mallopt`` call (gl
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default, which a fixed setting keeps from moving
@@ -19,11 +18,8 @@ MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default, which a fixed setting keep
 
 def give_freed_blocks_back() -> bool:
     """Hold glibc's mmap threshold at its default for this process; False where that is not possible."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
     except (OSError, AttributeError):
         return False  # not glibc (musl and others have no mallopt)
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
