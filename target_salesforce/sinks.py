@@ -1,10 +1,13 @@
 """The sink: one stream's records, converted, matched and written to one Salesforce object, every row accounted for.
 
 ``process_record`` converts each record against the object's describe and spools it to the batch's temporary file
-(``spool.SpooledBatch``), where records that share a match value are merged (the last wins). ``process_batch`` reads
-the batch back a chunk at a time, decides how each row must be written (matching through SOQL where Salesforce
-cannot match natively), sends the rows as each API's groups fill and returns only once Salesforce has answered for
-all of them, so the STATE singer-sdk emits afterwards never covers a record that is not written or rejected.
+(``spool.SpooledBatch``), where records that share a match value are merged (the last wins). Where every row of a
+batch takes one Bulk operation (an insert, or an upsert on an external id), the row's CSV line also goes into the
+batch's job file as it is read (``BulkUpload``), so that writing the batch is uploading that file. ``process_batch``
+sends that job, reads the rest of the batch back a chunk at a time, decides how each row must be written (matching
+through SOQL where Salesforce cannot match natively), sends the rows as each API's groups fill and returns only once
+Salesforce has answered for all of them, so the STATE singer-sdk emits afterwards never covers a record that is not
+written or rejected.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ CHUNK_ROWS = 5000
 class SalesforceSink(BatchSink):
     MAX_SIZE_DEFAULT = 10000
     # Records per batch, without batch_size_rows, for a stream that can use Bulk: each Bulk job costs five calls or
-    # so whatever its size, and a batch is spooled to disk (about 30 bytes of memory a row), so it can be large; a
+    # so whatever its size, and a batch is spooled to disk (about 15 bytes of memory a row), so it can be large; a
     # batch whose CSV passes MAX_UPLOAD_BYTES is split into several jobs.
     BULK_MAX_SIZE_DEFAULT = 500_000
     # The first such batch is smaller: Salesforce starts on its job while the next batch is read (see

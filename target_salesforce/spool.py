@@ -1,11 +1,12 @@
 """A sink's batch spooled to an anonymous temporary file as its records arrive, so a batch costs bytes a row.
 
-Each record is one line: the JSON ``[delete, values]``, a tab, and the source record (``rows.Row.source``).
+Each record is one line: the JSON ``[delete, values]`` (nothing, for a row whose values went into its Bulk job: see
+``add``), a tab, and the source record (``rows.Row.source``).
 msgspec's float and integer round trip is exact, so the values read back are the ones converted. JSON holds no raw
 tab (in a string it is escaped), so the first tab splits the line: reading the batch back decodes only the first
 part, and the source record (needed only for a reject, the results output or a deferral) stays bytes. In memory stay
-the line offsets (8 bytes a row), 32 bits of each row's match key hash (4 bytes a row) and a two-probe Bloom filter
-of the match keys (about 2 bytes a row of the batch size) that tells which keys may have come before. Before the
+the line offsets (4 bytes a row), 32 bits of each row's match key hash (4 bytes a row) and a one-probe Bloom filter
+of the match keys (2 bytes a row of the batch size) that tells which keys may have come before. Before the
 batch is read back, the rows of those keys (found by their hash, then by their exact key) are merged: the last
 record of a key is the row, the earlier ones share its outcome. The file is created already unlinked
 (``tempfile.TemporaryFile``), so nothing is left in the temporary directory when a run ends, fails or is killed.
