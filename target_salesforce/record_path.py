@@ -136,8 +136,8 @@ class RecordPath:
         return sink.is_full
 
     def _check(self, record: dict[str, Any], shape: tuple) -> bool:
-        """singer-sdk's steps between metadata and write; the shape is remembered when the answer holds for it.
-        Whether the record is unchanged (no metadata columns were stripped)."""
+        """singer-sdk's steps between metadata and write, and whether the record is unchanged by them (no metadata
+        columns stripped); the shape is remembered when the answer holds for it."""
         sink = self.sink
         unchanged = True
         if not self._adds_metadata and not SDC_COLUMNS.isdisjoint(record):
