@@ -427,22 +427,25 @@ class SalesforceSink(BatchSink):
         """
         if self._deferred or not upload or (self.settings.api != "bulk" and len(upload) < self._bulk_threshold):
             upload.close()
-            return batch.rows()
+            return batch
         replaced = batch.merge()
-        upload.body()  # every line on disk, for the subset
+        rest: list[int] = []  # the slots of rows the job does not hold
+        if len(upload) < len(batch):
+            sent = bytearray(len(batch))
+            for ref in upload.refs:
+                sent[ref] = 1
+            rest = [slot for slot, flag in enumerate(sent) if not flag]
         if replaced:
             keep = [line for line, ref in enumerate(upload.refs) if ref not in replaced]
             if len(keep) < len(upload):
+                upload.body()  # every line on disk, for the subset
                 whole, upload = upload, upload.subset(keep)
                 whole.close()
         self._rows_read += len(upload)
-        sent = bytearray(len(batch))
-        for ref in upload.refs:
-            sent[ref] = 1
         op, ext_field = self._bulk_ahead  # type: ignore[misc]
         sender = self._senders[op] = _Sender(self, op, tally, ext_field)
         sender.send_upload(upload)
-        return batch.rows(sent)
+        return batch.rows_at(rest)
 
     def clean_up(self) -> None:
         self.wait_for_writes()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import IO, Any
 
 import msgspec
@@ -170,21 +170,23 @@ class SpooledBatch:
         return self._replaced
 
     def __iter__(self) -> Iterator[Row]:
-        return self.rows()
-
-    def rows(self, skip: bytes | bytearray = b"") -> Iterator[Row]:
-        """Each row once, in order, merged (see ``merge``); rows whose slot is flagged in ``skip`` are left out."""
+        """Each row once, in order, merged (see ``merge``)."""
         replaced = self.merge()
         merged = self._merged
         self._file.seek(0)
         for slot, line in enumerate(self._file):
-            if slot in replaced or (slot < len(skip) and skip[slot]):
+            if slot in replaced:
                 continue
             if merged and slot in merged:
                 yield self.row(slot)
             else:
                 delete, values, source = self._split(line)
                 yield Row(source, values, delete, (), slot)
+
+    def rows_at(self, slots: Iterable[int]) -> Iterator[Row]:
+        """The rows in ``slots``, in the order given, merged, each read by its offsets (not the whole file)."""
+        replaced = self.merge()
+        return (self.row(slot) for slot in slots if slot not in replaced)
 
     def row(self, ref: int) -> Row:
         """The row in slot ``ref``, with the records merged into it."""
