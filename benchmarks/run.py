@@ -5,8 +5,9 @@
 
 Each case: write N Contact-like records as a Singer stream (SCHEMA, RECORDs, a final STATE) to a temp file, start
 a fresh emulator, pre-create the Accounts the records point at, run the ``target-salesforce`` CLI beside this
-Python with that file on stdin, and read back the Contact count through SOQL. This is a measuring script, not a
-test: it asserts nothing and only prints what it saw (``verified`` says whether the count matched).
+Python with that file on stdin, and read back through SOQL the Contact count and every value of the first and last
+record. This is a measuring script, not a test: it asserts nothing and only prints what it saw (``verified`` says
+whether the count and those values matched).
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import requests
+
+from target_salesforce.emulator.builtin_objects import contact
+from target_salesforce.emulator.schema import FieldDef, ObjectDef
 
 API_VERSION = "62.0"
 ACCOUNTS = 20
@@ -51,18 +57,16 @@ KINDS = (
 
 FIRST = ["José", "Zoë", "Łukasz", "Søren", "Ana", "François", "Jürgen", "Åsa", "Nguyễn", "Mårten", "Chloé", "Ömer"]
 LAST = ["Müller", "Ødegård", "García", "Dvořák", "O'Brien", "Smith", "Öztürk", "Nakamura", "Żółć", "Brontë"]
-TITLES = ["Engineer", "VP, Sales", 'Head of "Growth"', "Analyst", "CTO"]
-DEPTS = ["R&D", "Sales", "Finance", "Support"]
 
 SCHEMA_PROPS: dict[str, Any] = {
     "External_Id__c": {"type": "string"},
     "FirstName": {"type": ["string", "null"]},
     "LastName": {"type": "string"},
     "Email": {"type": ["string", "null"]},
-    "Title": {"type": ["string", "null"]},
-    "Department": {"type": ["string", "null"]},
     "Description": {"type": ["string", "null"]},
     "Birthdate": {"type": ["string", "null"], "format": "date"},
+    "Lifetime_Value__c": {"type": ["number", "null"]},
+    "Last_Activity_At__c": {"type": ["string", "null"], "format": "date-time"},
     "HasOptedOutOfEmail": {"type": ["boolean", "null"]},
     "account_key": {"type": ["string", "null"]},
 }
@@ -71,29 +75,67 @@ FIELD_MAPPING = {name: name for name in SCHEMA_PROPS if name != "account_key"} |
 }
 
 
+def record(i: int) -> dict[str, Any]:
+    """The i-th record of the stream."""
+    return {
+        "External_Id__c": f"C-{i:09d}",
+        "FirstName": FIRST[i % len(FIRST)],
+        "LastName": f"{LAST[i % len(LAST)]} {i}",
+        "Email": f"contact{i}@example.com",
+        "Description": f'Met at "Expo {i % 7}", said: fine, thanks; wants a call, "soon"\nline 2 #{i}',
+        "Birthdate": f"{1950 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        "Lifetime_Value__c": Decimal(f"{i % 1_000_000}.{i % 97:02d}"),
+        # as singer-sdk taps write a timestamp with time zone (Python's isoformat)
+        "Last_Activity_At__c": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:"
+        f"{i % 59:02d}.{i % 1_000_000:06d}+00:00",
+        "HasOptedOutOfEmail": i % 3 == 0,
+        "account_key": f"A-{i % ACCOUNTS:04d}",
+    }
+
+
+def stored_as_sent(emu: Emulator, i: int) -> bool:
+    """Whether the i-th record reads back through SOQL with every value as Salesforce would store it."""
+    sent = record(i)
+    soql = (
+        "SELECT FirstName, LastName, Email, Description, Birthdate, Lifetime_Value__c, Last_Activity_At__c, "
+        f"HasOptedOutOfEmail, Account.External_Id__c FROM Contact WHERE External_Id__c = '{sent['External_Id__c']}'"
+    )
+    rows = emu.api("GET", "query", params={"q": soql}, timeout=60).json()["records"]
+    if len(rows) != 1:
+        return False
+    got = rows[0]
+    moment = sent["Last_Activity_At__c"]
+    return (
+        all(got[name] == sent[name] for name in ("FirstName", "LastName", "Email", "Description", "Birthdate"))
+        and got["HasOptedOutOfEmail"] is sent["HasOptedOutOfEmail"]
+        and Decimal(str(got["Lifetime_Value__c"])) == sent["Lifetime_Value__c"]
+        and got["Last_Activity_At__c"] == moment[:23] + "+0000"  # milliseconds kept, the rest truncated
+        and got["Account"]["External_Id__c"] == sent["account_key"]
+    )
+
+
 def write_input(path: Path, n: int) -> None:
     """SCHEMA + n RECORDs + a final STATE, one JSON message a line."""
-    enc = msgspec.json.Encoder()
+    enc = msgspec.json.Encoder(decimal_format="number")  # JSON numbers, as a tap writes them
     with path.open("wb") as out:
         schema = {"type": "SCHEMA", "stream": STREAM, "schema": {"type": "object", "properties": SCHEMA_PROPS}}
         schema["key_properties"] = ["External_Id__c"]
         out.write(enc.encode(schema) + b"\n")
         for i in range(n):
-            first, last = FIRST[i % len(FIRST)], LAST[i % len(LAST)]
-            record = {
-                "External_Id__c": f"C-{i:09d}",
-                "FirstName": first,
-                "LastName": f"{last} {i}",
-                "Email": f"contact{i}@example.com",
-                "Title": TITLES[i % len(TITLES)],
-                "Department": DEPTS[i % len(DEPTS)],
-                "Description": f'Met at "Expo {i % 7}", said: fine, thanks; wants a call, "soon"\nline 2 #{i}',
-                "Birthdate": f"{1950 + i % 50}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-                "HasOptedOutOfEmail": i % 3 == 0,
-                "account_key": f"A-{i % ACCOUNTS:04d}",
-            }
-            out.write(enc.encode({"type": "RECORD", "stream": STREAM, "record": record}) + b"\n")
+            out.write(enc.encode({"type": "RECORD", "stream": STREAM, "record": record(i)}) + b"\n")
         out.write(enc.encode({"type": "STATE", "value": {"bookmarks": {STREAM: {"done": n}}}}) + b"\n")
+
+
+def write_objects(path: Path) -> None:
+    """The emulator's Contact with the two custom fields the records also fill (a currency and a datetime), as an
+    org's own describe would list them: loaded with the emulator's ``--objects``."""
+    builtin = contact()
+    custom = [
+        FieldDef("Lifetime_Value__c", "currency", "Lifetime Value", precision=16, scale=2, custom=True),
+        FieldDef("Last_Activity_At__c", "datetime", "Last Activity At", custom=True),
+    ]
+    extended = ObjectDef(builtin.name, builtin.key_prefix, [*builtin.fields, *custom], builtin.label)
+    path.write_text(json.dumps(extended.describe(API_VERSION)))
 
 
 def decode_rate(path: Path, n: int) -> float:
@@ -140,7 +182,10 @@ class Emulator:
     def __init__(self, workdir: Path, latency_ms: int) -> None:
         ready = workdir / "ready.json"
         script = Path(sys.executable).with_name("salesforce-emulator")
+        objects = workdir / "objects.json"
+        write_objects(objects)
         cmd = [str(script), "--port", "0", "--ready-file", str(ready), "--log-level", "WARNING"]
+        cmd += ["--objects", str(objects)]
         if latency_ms:
             cmd += ["--latency-ms", str(latency_ms)]
         self.log = (workdir / "emulator.log").open("wb")
@@ -264,7 +309,9 @@ def run_case(
             "decode_records_per_s": round(decode_rate(input_path, n)),
             "exit_code": proc.returncode,
             "rejected": sum(1 for _ in rejects.open()) if rejects.exists() else 0,
-            "verified": count == n and proc.returncode == 0,
+            "verified": count == n
+            and proc.returncode == 0
+            and all(map(partial(stored_as_sent, emu), {0, n - 1} - {-1})),
         }
         if proc.returncode != 0 or count != n:
             result["workdir"] = str(workdir)
