@@ -36,13 +36,12 @@ _LINES_A_WRITE = 1024
 def csv_cell(value: Any) -> str:
     # An empty string sets the field to null through Collections (Salesforce stores no empty text), while an empty
     # CSV cell would leave it unchanged: both mean null, so Bulk must say so explicitly too.
-    if value is None or value == "":
-        return NULL
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return str(value)
+    cls = value.__class__
+    if cls is str:
+        return value or NULL
+    if cls is bool:
+        return "true" if value else "false"
+    return NULL if value is None else str(value)
 
 
 def _cells(row: dict, columns: list[str]) -> list[str]:

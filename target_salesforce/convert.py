@@ -270,13 +270,15 @@ def _number(field: Mapping[str, Any]) -> Converter:
     bound = Decimal(10) ** (precision - scale) if precision else None
 
     def convert(value: Any) -> int | float:
-        number = _to_decimal(value, name)
+        # A JSON fraction arrives as a Decimal: the usual value skips _to_decimal's checks of other types.
+        number = value if value.__class__ is Decimal and value.is_finite() else _to_decimal(value, name)
         if quantum is not None:
             try:
-                number = number.quantize(quantum, context=_DECIMAL_CONTEXT)
+                # context passed by position: as a keyword the call costs twice as much
+                number = number.quantize(quantum, None, _DECIMAL_CONTEXT)
             except InvalidOperation:
                 raise _out_of_range(name, value) from None
-            if abs(number) >= bound:
+            if not -bound < number < bound:  # type: ignore[operator]
                 raise _out_of_range(name, value)
         return int(number) if number == number.to_integral_value() else float(number)
 
@@ -322,17 +324,46 @@ def _format_datetime(value: datetime.datetime) -> str:
     return value.isoformat(timespec="milliseconds")[:23] + "Z"  # drop any "+00:00"
 
 
+def _as_sent_in_utc(text: str, moment: datetime.datetime) -> str | None:
+    """Salesforce's form of a datetime text already in UTC with milliseconds or finer (``2024-05-01T10:00:00.123456
+    +00:00`` or ``...Z``, as taps write timestamps), cut from the text itself; None for any other form.
+
+    ``moment`` is the text as ``fromisoformat`` read it, which vouches for the digits; the separators at their
+    places pin the extended calendar form, so the first 23 characters are the date, the time and the milliseconds.
+    """
+    if (
+        moment.tzinfo is _UTC
+        and len(text) > 23
+        and text[4] == text[7] == "-"
+        and text[10] == "T"
+        and text[13] == text[16] == ":"
+        and text[19] == "."
+        and text[20:23].isdigit()
+    ):
+        return text[:23] + "Z"
+    return None
+
+
 def _datetime(field: Mapping[str, Any]) -> Converter:
     name = field["name"]
+    from_text = datetime.datetime.fromisoformat
 
     def convert(value: Any) -> str:
         try:
+            if value.__class__ is str:
+                try:
+                    moment = from_text(value)  # the usual text: no stripping, no zone letter to replace
+                except ValueError:
+                    moment = _parse_datetime(value)
+                else:
+                    as_sent = _as_sent_in_utc(value, moment)
+                    if as_sent is not None:
+                        return as_sent
+                return _format_datetime(moment)
             if isinstance(value, datetime.datetime):
                 return _format_datetime(value)
             if isinstance(value, datetime.date):
                 return _format_datetime(datetime.datetime(value.year, value.month, value.day))
-            if value.__class__ is str:
-                return _format_datetime(_parse_datetime(value))
         except (ValueError, OverflowError):
             pass  # unparseable text, or a moment outside datetime's range once moved to UTC
         raise _invalid_type(name, value)

@@ -245,6 +245,23 @@ def test_datetime_is_utc_with_milliseconds():
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-02T03:04:05.678901+00:00", "2024-01-02T03:04:05.678Z"),  # a tap's isoformat: cut, not rounded
+        ("2024-01-02T03:04:05.678Z", "2024-01-02T03:04:05.678Z"),
+        ("2024-01-02T03:04:05.678901234Z", "2024-01-02T03:04:05.678Z"),
+        ("2024-01-02T03:04:05.6Z", "2024-01-02T03:04:05.600Z"),  # too few digits to cut: formatted
+        ("2024-01-02T03:04:05.678+02:00", "2024-01-02T01:04:05.678Z"),  # not UTC: moved
+        ("2024-W01-2T03:04:05.678Z", "2024-01-02T03:04:05.678Z"),  # a week date: read, never cut
+        ("20240102T030405.678Z", "2024-01-02T03:04:05.678Z"),  # basic form: read, never cut
+        (" 2024-01-02T03:04:05.678z ", "2024-01-02T03:04:05.678Z"),
+    ],
+)
+def test_datetime_text_in_utc_is_cut_only_in_the_extended_form(text, expected):
+    assert widget("Launched_At__c")(text) == expected
+
+
+@pytest.mark.parametrize(
     "value",
     ["yesterday", "", 1_700_000_000, datetime.datetime(1, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5)))],
 )
