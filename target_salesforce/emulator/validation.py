@@ -347,17 +347,20 @@ def _datetime(_field: FieldDef) -> Converter:
         match = _DATETIME.match(value) if isinstance(value, str) else None
         if not match:
             raise NotOfType
-        year, month, day, hour, minute, second, fraction, _zone, sign, off_h, off_m = match.groups()
+        fraction, sign, off_h, off_m = match.group(7, 9, 10, 11)
+        millis = (fraction or "")[:3].ljust(3, "0")
         try:
-            offset = _UTC
+            # The match pins the first 19 characters to YYYY-MM-DDTHH:MM:SS; reading them checks the ranges.
+            moment = datetime.fromisoformat(value[:19])
             if sign and (off_h, off_m) != ("00", "00"):
                 delta = timedelta(hours=int(off_h), minutes=int(off_m))
-                offset = timezone(delta if sign == "+" else -delta)
-            micro = int((fraction or "0")[:6].ljust(6, "0"))
-            moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro, offset)
+                moment = moment.replace(
+                    microsecond=int(millis) * 1000, tzinfo=timezone(delta if sign == "+" else -delta)
+                )
+                return format_datetime(moment)
         except ValueError:
             raise NotOfType from None
-        return format_datetime(moment)
+        return f"{value[:19]}.{millis}+0000"  # in UTC already: the stored form is the text's own digits
 
     return convert
 

@@ -118,6 +118,7 @@ def test_minting_refuses_a_bad_prefix() -> None:
         ("Launched_At__c", "2024-05-01T12:30:15.123+02:00", "2024-05-01T10:30:15.123+0000"),
         ("Launched_At__c", "2024-05-01T00:30:15.123-0130", "2024-05-01T02:00:15.123+0000"),
         ("Launched_At__c", "2024-05-01T10:00:00", "2024-05-01T10:00:00.000+0000"),  # no zone: UTC
+        ("Launched_At__c", "2024-05-01T10:00:00.987654+00:00", "2024-05-01T10:00:00.987+0000"),  # cut, not rounded
         ("Opens_At__c", "10:15:30", "10:15:30.000Z"),
         ("Opens_At__c", "10:15:30.5Z", "10:15:30.500Z"),
         ("Contact_Email__c", "first.last+tag@example.co.uk", "first.last+tag@example.co.uk"),
@@ -155,6 +156,8 @@ def test_accepted_values_take_their_stored_form(field: str, value: Any, stored: 
         ("Launch_Date__c", "2024-01-01T00:00:00Z"),
         ("Launched_At__c", "2024-05-01"),
         ("Launched_At__c", "2024-13-01T00:00:00Z"),
+        ("Launched_At__c", "2024-05-01T24:00:00Z"),
+        ("Launched_At__c", "2024-05-01T10:00:00+24:00"),
         ("Launched_At__c", "2024-05-01 10:00:00"),
         ("Opens_At__c", "25:00:00"),
         ("Opens_At__c", "10:15"),
