@@ -17,6 +17,7 @@ disorder.
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from itertools import chain
 from typing import IO
@@ -26,6 +27,9 @@ from target_salesforce.bulk_upload import CRLF, BulkUpload, render
 _CHUNK = 1 << 20
 _SPLIT = b'","'
 _CREATED = {b"true": "true", b"false": "false"}
+# The start of a successful result line: right after the line feed before it, its quoted 18-character Id and
+# sf__Created. Inside a quoted value a quote always comes doubled, so these lone quotes never match inside a value.
+_SUCCESS_LINE = re.compile(rb'\n"[0-9A-Za-z]{18}","(true|false)"')
 
 
 def _record_end(data: bytes, start: int) -> int:
@@ -40,6 +44,27 @@ def _record_end(data: bytes, start: int) -> int:
             return feed + 1
         position = feed + 1
     return -1
+
+
+def count_successes(file: IO[bytes]) -> tuple[int, int]:
+    """(created, not created): the lines of a ``successfulResults`` file, counted in C without reading a line.
+
+    Enough when the job says every row it was given succeeded and no row's Id is wanted: the caller compares the
+    sum with the rows uploaded, and matches line by line (``ResultMatcher``) when they differ.
+    """
+    created = total = 0
+    tail = b""
+    while True:
+        chunk = file.read(_CHUNK)
+        data = tail + chunk
+        # A line start right at the last line feed is counted with the next chunk, which may hold the rest of it.
+        end = data.rfind(b"\n") if chunk else len(data)
+        found = _SUCCESS_LINE.findall(data, 0, max(end, 0))
+        created += found.count(b"true")
+        total += len(found)
+        if not chunk:
+            return created, total - created
+        tail = data[end:] if end >= 0 else data
 
 
 def _parse(record: bytes) -> list[str]:

@@ -711,8 +711,21 @@ class _Sender:
         assert upload is not None
         run = self._sink._run
         run.client.check_budget()
-        for ref, outcome in run.bulk.run(self._op, self._sink.plan.object_name, upload, self._ext_field):
+        # Rows' Ids are wanted only by the results output; without it a job that fully succeeded is tallied by count.
+        counted = None if self._sink._results is not None else self._account_succeeded
+        for ref, outcome in run.bulk.run(self._op, self._sink.plan.object_name, upload, self._ext_field, counted):
             self._sink._account(self._op, ref, outcome, self._tally)
+
+    def _account_succeeded(self, created: int, not_created: int) -> None:
+        """``_account`` of a job's rows that all succeeded, by count: what it does for each without a results output."""
+        tally = self._tally
+        if self._op in DELETE_OPS:
+            tally.deleted += created + not_created
+        elif self._op == "insert":
+            tally.created += created + not_created
+        else:
+            tally.created += created
+            tally.updated += not_created
 
     def _send_rest(self) -> None:
         rows, self._rest = self._rest, []

@@ -45,6 +45,21 @@ def test_a_job_with_failures_reads_them_and_rejects_those_rows(sf, run_target, b
     assert names == {"Ng", "Pim"}
 
 
+def test_a_job_whose_rows_all_succeed_is_tallied_from_its_successful_results(sf, run_target, base_config) -> None:
+    """Without a results output no row's Id is wanted: a job that created two records and updated one is counted
+    from its successful results, read once, and Salesforce holds the three as sent."""
+    sf.Contact.create({"LastName": "Old", "External_Id__c": "K-1"})
+    messages = [schema_msg("contacts", string_props("LastName", "External_Id__c"))]
+    messages += [record_msg("contacts", {"LastName": f"New{n}", "External_Id__c": f"K-{n}"}) for n in (1, 2, 3)]
+    config = {**base_config, **CONFIG, "sync_mode": "upsert", "match_field": "External_Id__c"}
+    result = run_target(config, messages)
+    result.assert_ok()
+    assert result_files(result.calls) == ["successfulResults"]
+    assert "2 created, 1 updated, 0 not found" in result.stderr
+    rows = sf.query("SELECT External_Id__c, LastName FROM Contact ORDER BY External_Id__c")["records"]
+    assert [(r["External_Id__c"], r["LastName"]) for r in rows] == [("K-1", "New1"), ("K-2", "New2"), ("K-3", "New3")]
+
+
 class FakeClock:
     """``time`` for the bulk writer: sleeping advances the clock, and each job runs ``job_seconds`` from its close."""
 

@@ -133,6 +133,25 @@ def result_file(header: list[str], lines: list[list[str]], **style) -> io.BytesI
     return io.BytesIO(text.getvalue().encode("utf-8"))
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 31, 1 << 20])
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_successful_result_lines_are_counted_without_counting_lookalikes_inside_values(
+    chunk: int, ending: str, monkeypatch
+) -> None:
+    """A value holding a line feed and what looks like a result line's start (its quotes doubled, as inside any
+    quoted value) is not a line; neither is the header. Chunks of any size, cut anywhere, count the same."""
+    monkeypatch.setattr(bulk_results, "_CHUNK", chunk)
+    lookalike = 'note\n"001000000000000AAA","true","x'
+    lines = [
+        ["001000000000001AAA", "true", lookalike],
+        ["001000000000002AAA", "false", "plain"],
+        ["001000000000003AAA", "true", 'x",\n"001000000000004AAA","false"'],
+        ["001000000000005AAA", "false", ""],
+    ]
+    assert bulk_results.count_successes(result_file(["Description"], lines, lineterminator=ending)) == (2, 2)
+    assert bulk_results.count_successes(result_file(["Description"], [])) == (0, 0)
+
+
 def matched(upload: BulkUpload, names: list[str], **style) -> list[tuple[int, str, str]]:
     """What the matcher makes of a results file answering ``names`` (one cell each), in that order."""
     upload.body()
