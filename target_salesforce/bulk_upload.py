@@ -120,6 +120,8 @@ class BulkUpload:
         self._padding = 0  # commas the lines written before a column was added still lack
         self._room = MAX_UPLOAD_BYTES  # bytes the data lines may take: the limit less the header and the padding
         self._unwritten: list[bytes] = []  # lines added but not yet written, without their CRLFs
+        # Whether a row as long as the last one added would not fit: the job is as full as it is likely to get.
+        self.full = False
 
     def __len__(self) -> int:
         return self._count
@@ -168,6 +170,7 @@ class BulkUpload:
         return True
 
     def _append(self, line: bytes, end: int, ref: int) -> None:
+        self.full = end + len(line) + 2 > self._room
         self._unwritten.append(line)
         if len(self._unwritten) >= _LINES_A_WRITE:
             self._write_lines()

@@ -60,7 +60,7 @@ class SalesforceSink(BatchSink):
     MAX_SIZE_DEFAULT = 10000
     # Records per batch, without batch_size_rows, for a stream that can use Bulk: each Bulk job costs five calls or
     # so whatever its size, and a batch is spooled to disk (about 15 bytes of memory a row), so it can be large; a
-    # batch whose CSV passes MAX_UPLOAD_BYTES is split into several jobs.
+    # batch whose Bulk CSV is built while reading also ends once that CSV reaches MAX_UPLOAD_BYTES (one job a batch).
     BULK_MAX_SIZE_DEFAULT = 500_000
     # The first such batch is smaller: Salesforce starts on its job while the next batch is read (see
     # process_batch), instead of waiting idle for half a million records to be read first. Not much smaller: jobs
@@ -259,6 +259,9 @@ class SalesforceSink(BatchSink):
             upload is not None and not delete and BULK_NULL not in values.values() and upload.add(values, len(batch))
         )
         batch.add(record, values, delete, key, message, values_kept_elsewhere=in_upload)
+        if in_upload and upload.full:
+            # The batch ends with its job's CSV at the upload limit: one job a batch, not a second for the rest.
+            self._batch_limit = self._batch_records_read
 
     def _builds_upload(self) -> bool:
         """Whether the batch now starting builds its Bulk CSV as it is read: with ``api: auto`` only when it can

@@ -7,6 +7,7 @@ failures must still read it, so that every failed row is rejected with Salesforc
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.target.conftest import record_msg, schema_msg, string_props, write_calls
@@ -58,6 +59,24 @@ def test_a_job_whose_rows_all_succeed_is_tallied_from_its_successful_results(sf,
     assert "2 created, 1 updated, 0 not found" in result.stderr
     rows = sf.query("SELECT External_Id__c, LastName FROM Contact ORDER BY External_Id__c")["records"]
     assert [(r["External_Id__c"], r["LastName"]) for r in rows] == [("K-1", "New1"), ("K-2", "New2"), ("K-3", "New3")]
+
+
+def test_a_batch_ends_when_its_job_reaches_the_upload_limit(sf, run_target, base_config) -> None:
+    """A batch whose Bulk CSV, built as records are read, reaches the 100 MB a job takes is written then, as one
+    job, and the records after it start the next batch: no batch is split into a full job and a small one.
+    Read back from Salesforce's own list of ingest jobs and SOQL; the batches from the target's log."""
+    before = {job["id"] for job in sf.restful("jobs/ingest")["records"]}
+    text = "ü" * 32_000  # Contact.Description's length, 64 KB of UTF-8: about 1,600 rows fill a job
+    messages = [schema_msg("contacts", string_props("LastName", "Description"))]
+    messages += [record_msg("contacts", {"LastName": f"N{i}", "Description": text}) for i in range(1_700)]
+    result = run_target({**base_config, **CONFIG}, messages)
+    result.assert_ok()
+    jobs = [sf.restful(f"jobs/ingest/{job['id']}") for job in sf.restful("jobs/ingest")["records"]]
+    sizes = [job["numberRecordsProcessed"] for job in jobs if job["id"] not in before]
+    assert len(sizes) == 2 and sum(sizes) == 1_700 and 1_500 < max(sizes) < 1_650
+    batches = re.findall(r"Contact batch of (\d+)", result.stderr)
+    assert sorted(map(int, batches)) == sorted(sizes)
+    assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 1_700
 
 
 class FakeClock:
