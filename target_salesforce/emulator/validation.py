@@ -337,7 +337,7 @@ def format_datetime(moment: datetime) -> str:
 
 
 def _datetime(_field: FieldDef) -> Converter:
-    """ISO 8601 with ``Z`` or an offset, seconds and milliseconds optional.
+    """ISO 8601 with seconds, ``Z`` or an offset (or neither), the fraction of a second optional.
 
     A value without a zone is read as UTC (inferred: Salesforce documents GMT as the default zone of the
     Bulk API's datetimes).
