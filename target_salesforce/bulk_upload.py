@@ -62,15 +62,28 @@ def _getter(columns: list[str]) -> Callable[[dict], tuple]:
 def render(cells: list[str]) -> bytes:
     """A CSV line without its line ending: each non-empty cell quoted (its quotes doubled), each empty one bare.
 
-    One join and two replaces over the whole line, with NUL as the cell separator while quotes are doubled; a line
-    with an empty cell or a NUL in a value (rare) is built cell by cell. A lone empty cell is quoted, as
-    ``csv.writer`` does, so that the line is not blank.
+    A lone empty cell is quoted, as ``csv.writer`` does, so that the line is not blank.
     """
-    text = "\x00".join(cells).encode("utf-8")  # bytes: their replace is faster than str's on non-ASCII text
-    if text.count(b"\x00") == len(cells) - 1 and "" not in cells:
-        return b'"' + text.replace(b'"', b'""').replace(b"\x00", b'","') + b'"'
+    if "" not in cells:
+        return render_filled(cells)
     if cells == [""]:
         return b'""'
+    return _render_each(cells)
+
+
+def render_filled(cells: list[str]) -> bytes:
+    """``render`` of cells none of which is empty (a row with a value in every column, the usual one).
+
+    One join and two replaces over the whole line, with NUL as the cell separator while quotes are doubled; a line
+    with a NUL in a value (rare) is built cell by cell.
+    """
+    text = "\x00".join(cells).encode("utf-8")  # bytes: their replace is faster than str's on non-ASCII text
+    if text.count(b"\x00") == len(cells) - 1:
+        return b'"' + text.replace(b'"', b'""').replace(b"\x00", b'","') + b'"'
+    return _render_each(cells)
+
+
+def _render_each(cells: list[str]) -> bytes:
     return ",".join(['"' + cell.replace('"', '""') + '"' if cell else "" for cell in cells]).encode("utf-8")
 
 
@@ -139,7 +152,8 @@ class BulkUpload:
                 row = self._values_of(values)
             except KeyError:
                 return self._add_widening(values, ref)
-            line = render([value if value.__class__ is str and value else csv_cell(value) for value in row])
+            # No cell is empty: csv_cell makes an empty or null value #N/A.
+            line = render_filled([value if value.__class__ is str and value else csv_cell(value) for value in row])
         else:
             cells = _cells(values, columns)
             # Each key of the row is a column when the cells hold as many values (a column it lacks is empty).

@@ -329,17 +329,10 @@ def _as_sent_in_utc(text: str, moment: datetime.datetime) -> str | None:
     +00:00`` or ``...Z``, as taps write timestamps), cut from the text itself; None for any other form.
 
     ``moment`` is the text as ``fromisoformat`` read it, which vouches for the digits; the separators at their
-    places pin the extended calendar form, so the first 23 characters are the date, the time and the milliseconds.
+    places (every third character from the fifth: ``--T::.``) pin the extended calendar form, so the first 23
+    characters are the date, the time and the milliseconds (three digits, then at least the zone).
     """
-    if (
-        moment.tzinfo is _UTC
-        and len(text) > 23
-        and text[4] == text[7] == "-"
-        and text[10] == "T"
-        and text[13] == text[16] == ":"
-        and text[19] == "."
-        and text[20:23].isdigit()
-    ):
+    if moment.tzinfo is _UTC and text[4:20:3] == "--T::." and text[20:23].isdigit():
         return text[:23] + "Z"
     return None
 

@@ -106,6 +106,22 @@ def test_a_column_first_seen_late_is_an_empty_cell_in_the_lines_before_it() -> N
     upload.close()
 
 
+@pytest.mark.parametrize(
+    ("cells", "line"),
+    [
+        (["a", 'b"c', "d,e\r\nf", "ü 🎉"], '"a","b""c","d,e\r\nf","ü 🎉"'),
+        (["a\x00b", "c"], '"a\x00b","c"'),  # a NUL in a value is not taken for a cell separator
+        (["", "x", ""], ',"x",'),  # an empty cell is bare: it leaves the field as it is
+        ([""], '""'),  # quoted, as csv.writer writes it, so that the line is not blank
+    ],
+)
+def test_a_line_quotes_each_filled_cell_and_reads_back_as_its_cells(cells: list[str], line: str) -> None:
+    assert bulk_upload.render(cells) == line.encode("utf-8")
+    assert next(csv.reader([line])) == cells
+    if "" not in cells:
+        assert bulk_upload.render_filled(cells) == line.encode("utf-8")
+
+
 def test_refs_are_line_indexes_until_a_row_is_left_out() -> None:
     """A job built as its batch is read names rows by slot: no ref is stored while each is its line's index."""
     upload = BulkUpload()
