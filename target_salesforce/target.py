@@ -130,7 +130,8 @@ class TargetSalesforce(Target):
         self.in_full_drain = True
         try:
             for level in levels(list(sink_list)):  # type: ignore[arg-type]
-                super()._drain_all(level, parallelism)
+                # One sink is drained in this thread: no pool of threads, no joblib polling its result every 10 ms.
+                super()._drain_all(level, max(1, min(parallelism, len(level))))
                 for sink in level:
                     sink.retry_deferred()
         finally:
