@@ -77,10 +77,10 @@ class RecordPath:
 
     def __init__(self, sink: SalesforceSink, reader: LineCountingReader | None) -> None:
         self.sink = sink
+        self._adds_metadata = sink.include_sdc_metadata_properties
         # Whose ``line`` is the message of the record in hand, spooled as its source while the record is as the tap
         # wrote it: never when metadata columns are added.
-        self._reader = None if sink.include_sdc_metadata_properties else reader
-        self._adds_metadata = sink.include_sdc_metadata_properties
+        self._reader = None if self._adds_metadata else reader
         validator: RejectingValidator | None = sink._validator  # type: ignore[assignment]
         self._validate = validator.validate if validator is not None else None
         self._passes_by_shape = validator.passes_by_shape if validator is not None else None

@@ -16,7 +16,7 @@ from array import array
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from functools import cached_property
+from functools import cached_property, partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -546,15 +546,9 @@ class SalesforceSink(BatchSink):
     def _account(self, op: str, row: Row | int, outcome: Outcome, tally: Tally) -> None:
         """Count and report a row's outcome; ``row`` may be a ref, read back from the source only if needed."""
         if outcome.success:
-            if op in DELETE_OPS:
-                tally.deleted += 1
-                self._report(row, "deleted", outcome.id)
-            elif op == "insert" or outcome.created:
-                tally.created += 1
-                self._report(row, "created", outcome.id)
-            else:
-                tally.updated += 1
-                self._report(row, "updated", outcome.id)
+            created = op == "insert" or bool(outcome.created)
+            self._account_successes(op, int(created), int(not created), tally)
+            self._report(row, "deleted" if op in DELETE_OPS else "created" if created else "updated", outcome.id)
         elif outcome.error_code in NOT_FOUND_CODES and (
             op in DELETE_OPS or (op == "update" and self.plan.sync_mode == "update")
         ):
@@ -565,6 +559,17 @@ class SalesforceSink(BatchSink):
             code = outcome.error_code or "UNKNOWN_ERROR"
             row = self._row(row)
             self._reject(row.record, code, outcome.message or "", outcome.fields, tally, row=row, sf_id=outcome.id)
+
+    @staticmethod
+    def _account_successes(op: str, created: int, not_created: int, tally: Tally) -> None:
+        """Count rows that succeeded, ``created`` of them creating their record (every row of an insert does)."""
+        if op in DELETE_OPS:
+            tally.deleted += created + not_created
+        elif op == "insert":
+            tally.created += created + not_created
+        else:
+            tally.created += created
+            tally.updated += not_created
 
     def _row(self, row: Row | int) -> Row:
         return row if isinstance(row, Row) else self._source.row(row)
@@ -715,20 +720,10 @@ class _Sender:
         run = self._sink._run
         run.client.check_budget()
         # Rows' Ids are wanted only by the results output; without it a job that fully succeeded is tallied by count.
-        counted = None if self._sink._results is not None else self._account_succeeded
-        for ref, outcome in run.bulk.run(self._op, self._sink.plan.object_name, upload, self._ext_field, counted):
-            self._sink._account(self._op, ref, outcome, self._tally)
-
-    def _account_succeeded(self, created: int, not_created: int) -> None:
-        """``_account`` of a job's rows that all succeeded, by count: what it does for each without a results output."""
-        tally = self._tally
-        if self._op in DELETE_OPS:
-            tally.deleted += created + not_created
-        elif self._op == "insert":
-            tally.created += created + not_created
-        else:
-            tally.created += created
-            tally.updated += not_created
+        sink = self._sink
+        counted = None if sink._results is not None else partial(sink._account_successes, self._op, tally=self._tally)
+        for ref, outcome in run.bulk.run(self._op, sink.plan.object_name, upload, self._ext_field, counted):
+            sink._account(self._op, ref, outcome, self._tally)
 
     def _send_rest(self) -> None:
         rows, self._rest = self._rest, []
