@@ -43,6 +43,9 @@ NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 _PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:?\d{2})?\Z")
 _DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|([+-])(\d{2}):?(\d{2}))?\Z")
+# The UTC form with milliseconds (what Data Loader and this project's target send), ASCII digits only: such a valid
+# value is stored as its own first 23 characters with Salesforce's "+0000".
+_UTC_MILLIS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z\Z")
 _TIME = re.compile(r"(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,3}))?Z?\Z")
 # Salesforce's own email check is not published; this accepts what RFC 5322 "dot-atom" addresses look like
 # (local part, "@", a domain with at least one dot) and rejects the usual mistakes (no "@", spaces, no TLD).
@@ -463,10 +466,24 @@ def _date_column(_field: FieldDef) -> ColumnConverter:
     return convert_column
 
 
+def _datetime_column(_field: FieldDef) -> ColumnConverter:
+    def convert_column(values: Sequence[str]) -> list[str] | None:
+        if not all(map(_UTC_MILLIS.match, values)):
+            return None
+        try:
+            deque(map(datetime.fromisoformat, values), maxlen=0)  # only checks the ranges (month 13, hour 24)
+        except ValueError:
+            return None
+        return [value[:23] + "+0000" for value in values]  # what ``_datetime`` stores for each of them
+
+    return convert_column
+
+
 _COLUMN_BUILDERS: dict[str, Callable[[FieldDef], ColumnConverter]] = {
     **dict.fromkeys(("string", "textarea", "email", "phone", "url", "picklist"), _text_column),
     "boolean": _boolean_column,
     "date": _date_column,
+    "datetime": _datetime_column,
 }
 
 

@@ -354,3 +354,17 @@ def test_a_json_relationship_that_is_not_an_object_fails_the_request() -> None:
     with pytest.raises(ApiError) as caught:
         parser("Contact", "json").parse({"LastName": "Li", "Account": "A-1"})
     assert caught.value.error_code == "JSON_PARSER_ERROR"
+
+
+def test_a_bulk_datetime_column_is_stored_as_each_cell_would_be() -> None:
+    """A column read whole (every cell the UTC form with milliseconds) stores what the cell-by-cell reading stores;
+    one cell out of range sends the column cell by cell, failing that row alone."""
+    cells = ["2024-05-01T10:00:00.123Z", "1999-12-31T23:59:59.999Z", "2024-02-29T00:00:00.000Z"]
+    header = ["Name", "Launched_At__c"]
+    whole = parser("Widget__c", "csv").parse_table(header, [["w", cell] for cell in cells])
+    assert [row.values["Launched_At__c"] for row in whole] == [convert("Widget__c", "Launched_At__c", c) for c in cells]
+    assert [row.values["Launched_At__c"] for row in whole] == [c[:23] + "+0000" for c in cells]
+
+    mixed = parser("Widget__c", "csv").parse_table(header, [["w", cells[0]], ["w", "2023-02-29T00:00:00.000Z"]])
+    assert mixed[0].values["Launched_At__c"] == "2024-05-01T10:00:00.123+0000" and mixed[0].error is None
+    assert mixed[1].error is not None and mixed[1].error.fields == ["Launched_At__c"]
