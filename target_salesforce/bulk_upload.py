@@ -29,6 +29,7 @@ MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 NULL = "#N/A"  # Bulk CSV's way of setting a field to null; an empty cell leaves it unchanged.
 CRLF = b"\r\n"
 _ABSENT = object()  # a column the row does not have
+_BOOLEAN_CELLS = {True: "true", False: "false"}
 _CHUNK = 1 << 20
 _LINES_A_WRITE = 1024
 
@@ -83,6 +84,31 @@ def render_filled(cells: list[str]) -> bytes:
     return _render_each(cells)
 
 
+def _column_cells(column: list[Any]) -> list[str]:
+    """``csv_cell`` of each value of a column, in C for the usual columns (of text, of checkboxes, of numbers)."""
+    classes = set(map(type, column))
+    if classes == {str} and "" not in column:
+        return column
+    if classes == {bool}:
+        return list(map(_BOOLEAN_CELLS.__getitem__, column))
+    if classes and classes <= {int, float}:
+        return list(map(str, column))
+    return list(map(csv_cell, column))
+
+
+def render_block(columns: list[list[Any]]) -> list[bytes] | None:
+    """``render_filled`` of each row of a block given a column at a time (``RecordConverter.block``), built over the
+    whole block at once: rows joined by SOH as cells are by NUL, so that one pass doubles the quotes of every row.
+    None when a value holds either separator (the rows are then rendered one by one).
+    """
+    cells = list(map(_column_cells, columns))
+    rows = len(cells[0])
+    text = "\x01".join(map("\x00".join, zip(*cells, strict=True))).encode("utf-8")
+    if text.count(b"\x00") != rows * (len(cells) - 1) or text.count(b"\x01") != rows - 1:
+        return None
+    return (b'"' + text.replace(b'"', b'""').replace(b"\x00", b'","').replace(b"\x01", b'"\x01"') + b'"').split(b"\x01")
+
+
 def _render_each(cells: list[str]) -> bytes:
     return ",".join(['"' + cell.replace('"', '""') + '"' if cell else "" for cell in cells]).encode("utf-8")
 
@@ -133,6 +159,7 @@ class BulkUpload:
         self._padding = 0  # commas the lines written before a column was added still lack
         self._room = MAX_UPLOAD_BYTES  # bytes the data lines may take: the limit less the header and the padding
         self._unwritten: list[bytes] = []  # lines added but not yet written, without their CRLFs
+        self._longest = 0  # bytes of the longest line added
         # Whether a row as long as the last one added would not fit: the job is as full as it is likely to get.
         self.full = False
 
@@ -160,11 +187,26 @@ class BulkUpload:
             if len(values) != len(columns) - cells.count(""):
                 return self._add_widening(values, ref)
             line = render(cells)
+        return self.add_line(line, ref)
+
+    def add_line(self, line: bytes, ref: int) -> bool:
+        """``add`` for a row already rendered with a cell for each column, in order (see ``takes_lines_of``)."""
         end = self.offsets[-1] + len(line) + 2
         if end > self._room and self._count:
             return False
         self._append(line, end, ref)
         return True
+
+    def takes_lines_of(self, columns: list[str]) -> bool:
+        """Whether rows rendered with a cell for each of ``columns``, in that order, can be given to ``add_line``:
+        these are the upload's columns, or it has none yet and takes them."""
+        if not self.columns and not self._count:
+            self._widen(list(columns), MAX_UPLOAD_BYTES - len(_header(columns)), 0)
+        return self.columns == columns
+
+    def has_room_for(self, rows: int) -> bool:
+        """Whether ``rows`` more lines as long as the longest so far would fit."""
+        return self.offsets[-1] + rows * (self._longest + 2) <= self._room
 
     def _add_widening(self, values: dict[str, Any], ref: int) -> bool:
         """``add`` for a row with keys that are not columns yet: they become the last columns if the row fits."""
@@ -176,15 +218,21 @@ class BulkUpload:
         room = MAX_UPLOAD_BYTES - len(_header(columns)) - padding
         if end > room and self._count:
             return False
-        self.columns, self._room, self._padding = columns, room, padding
-        self._values_of = _getter(columns)
-        self._known.update(dict.fromkeys(added))
-        self._widths.append((self._count, len(columns)))
+        self._widen(columns, room, padding)
         self._append(line, end, ref)
         return True
 
+    def _widen(self, columns: list[str], room: int, padding: int) -> None:
+        """Make ``columns`` (the present ones, then new ones) the header from the next line on."""
+        self.columns, self._room, self._padding = columns, room, padding
+        self._values_of = _getter(columns)
+        self._known.update(dict.fromkeys(columns))
+        self._widths.append((self._count, len(columns)))
+
     def _append(self, line: bytes, end: int, ref: int) -> None:
         self.full = end + len(line) + 2 > self._room
+        if len(line) > self._longest:
+            self._longest = len(line)
         self._unwritten.append(line)
         if len(self._unwritten) >= _LINES_A_WRITE:
             self._write_lines()

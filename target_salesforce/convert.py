@@ -29,14 +29,20 @@ import json
 import math
 import re
 import sys
+from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
+from itertools import repeat
+from operator import add, attrgetter, is_
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from target_salesforce.mapping import WritePlan
 
 Converter = Callable[[Any], Any]
+# A whole column of a block of records at once: what the field's converter returns for each value, or None when some
+# value needs the record-by-record path (a null, an absent field, an unusual class, a value to reject). Never raises.
+ColumnConverter = Callable[[list[Any]], list[Any] | None]
 
 STRING_TOO_LONG = "STRING_TOO_LONG"
 INVALID_TYPE = "INVALID_TYPE_ON_FIELD_IN_RECORD"
@@ -47,6 +53,9 @@ OUT_OF_RANGE = "NUMBER_OUTSIDE_VALID_RANGE"
 
 _PREVIEW_CHARS = 40
 # 15 case-sensitive characters, optionally the 3-character case checksum (read case-insensitively by Salesforce).
+# The plain forms columns are read in whole: a date as Salesforce reads it, a datetime with milliseconds or finer.
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_MILLIS_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}")
 _ID_SHAPE = re.compile(r"[0-9A-Za-z]{15}(?:[A-Za-z0-5]{3})?\Z")
 _EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s.][^@\s]*\.[^@\s.]+\Z")
 # Room for any value Salesforce can hold (18 digits) plus a wide margin, independent of the thread's context.
@@ -408,6 +417,79 @@ def converter_for(field: Mapping[str, Any]) -> Converter:
     return _FACTORIES.get(field.get("type", "string"), _text)(field)
 
 
+def _classes(values: list[Any]) -> set[type]:
+    return set(map(type, values))
+
+
+def _text_column(limit: int, check: Callable[[list[str]], bool] | None = None) -> ColumnConverter:
+    """Text values as they are, when every one is a str of at most half the field's length (see ``_text``) and
+    passes ``check``; the text converter returns such values unchanged."""
+    half = limit // 2 if limit else sys.maxsize
+
+    def convert_column(values: list[Any]) -> list[Any] | None:
+        if _classes(values) != {str} or max(map(len, values), default=0) > half:
+            return None
+        return values if check is None or check(values) else None
+
+    return convert_column
+
+
+def _all_emails(values: list[str]) -> bool:
+    return all(map(_EMAIL_SHAPE.match, values))
+
+
+def _date_column(values: list[Any]) -> list[Any] | None:
+    """Dates already in Salesforce's form, which ``_date`` returns as they are."""
+    if _classes(values) != {str} or not all(map(_PLAIN_DATE.match, values)):
+        return None
+    try:
+        deque(map(datetime.date.fromisoformat, values), maxlen=0)  # only checks that each is a real date
+    except ValueError:
+        return None
+    return values
+
+
+def _datetime_column(values: list[Any]) -> list[Any] | None:
+    """UTC datetime texts with milliseconds or finer, cut to Salesforce's form as ``_as_sent_in_utc`` cuts each."""
+    if _classes(values) != {str} or not all(map(_MILLIS_DATETIME.match, values)):
+        return None
+    try:
+        moments = list(map(datetime.datetime.fromisoformat, values))
+    except ValueError:
+        return None
+    if not all(map(is_, map(attrgetter("tzinfo"), moments), repeat(_UTC))):
+        return None
+    return list(map(add, map(str.__getitem__, values, repeat(slice(23))), repeat("Z")))
+
+
+def _boolean_column(values: list[Any]) -> list[Any] | None:
+    return values if _classes(values) == {bool} else None
+
+
+def _each(convert: Converter) -> ColumnConverter:
+    """Any other column: each value through the field's converter, in one ``map``."""
+
+    def convert_column(values: list[Any]) -> list[Any] | None:
+        if None in values:
+            return None
+        try:
+            return list(map(convert, values))
+        except ValueRejected:
+            return None
+
+    return convert_column
+
+
+def column_converter_for(field: Mapping[str, Any], convert: Converter) -> ColumnConverter:
+    """The whole-column form of ``convert``, the converter ``converter_for`` built for ``field``."""
+    kind = field.get("type", "string")
+    if kind == "email":
+        return _text_column(int(field.get("length") or 0), _all_emails)
+    if kind not in _FACTORIES:
+        return _text_column(int(field.get("length") or 0))
+    return {"date": _date_column, "datetime": _datetime_column, "boolean": _boolean_column}.get(kind) or _each(convert)
+
+
 def unchanged_up_to(field: Mapping[str, Any]) -> int:
     """The longest str a column sends as it is, so the record converter copies it without calling the converter:
     for plain text, half the field's length (see ``_text``), any length without a limit; -1 for other types."""
@@ -440,6 +522,8 @@ class RecordConverter:
             )
             for c in plan.columns
         ]
+        self._targets = [c.target for c in plan.columns]
+        self._column_paths = [(c.source, column_converter_for(c.field, c.convert)) for c in plan.columns]
 
     def __call__(self, record: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -460,3 +544,30 @@ class RecordConverter:
         if bad:
             raise RecordRejected([t for t, _ in bad], bad[0][1].code, "; ".join(exc.message for _, exc in bad))
         return out
+
+    def block(self, records: list[Mapping[str, Any]]) -> list[list[Any]] | None:
+        """The payloads of a block of records, a column at a time: per column, the value of each record, as
+        ``__call__`` converts it. None when some record needs ``__call__`` (a null, a missing field, a value to
+        reject): each record of the block is then converted on its own.
+
+        Converting a column in one go runs its checks over all its values in C, where ``__call__`` pays a Python
+        loop step and a converter call for each field of each record.
+        """
+        if not self._column_paths:
+            return None  # no column: every record is an empty payload, which __call__ gives
+        columns = []
+        for source, convert_column in self._column_paths:
+            converted = convert_column(list(map(dict.get, records, repeat(source))))
+            if converted is None:
+                return None
+            columns.append(converted)
+        return columns
+
+    def rows(self, columns: list[list[Any]]) -> list[dict[str, Any]]:
+        """Each record's payload from the columns ``block`` gave."""
+        return list(map(dict, map(zip, repeat(self._targets), zip(*columns, strict=True))))
+
+    @property
+    def targets(self) -> list[str]:
+        """The payload keys in column order: the keys of each payload ``rows`` builds."""
+        return self._targets

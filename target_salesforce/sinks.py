@@ -17,7 +17,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import cached_property, partial
-from itertools import islice
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
@@ -25,7 +25,7 @@ from singer_sdk.sinks import BatchSink
 from singer_sdk.sinks.core import BaseJSONSchemaValidator
 
 from target_salesforce.bulk_upload import NULL as BULK_NULL
-from target_salesforce.bulk_upload import BulkUpload
+from target_salesforce.bulk_upload import BulkUpload, render_block
 from target_salesforce.collections_writer import MAX_RECORDS as COLLECTIONS_MAX_RECORDS
 from target_salesforce.collections_writer import MatchField
 from target_salesforce.convert import RecordConverter, RecordRejected
@@ -54,6 +54,9 @@ MAX_DEFERRED_ROWS = 10000
 BUDGET_CHECK_ROWS = 4 * COLLECTIONS_MAX_RECORDS
 # Rows of a batch in memory at once while it is written (read back from its spool).
 CHUNK_ROWS = 5000
+# Records bound for a Bulk CSV converted together, a column at a time (see add_record): long enough that the C loops
+# over a column outweigh setting them up, short enough to be a trifle of memory.
+BLOCK_ROWS = 1000
 
 
 class SalesforceSink(BatchSink):
@@ -75,6 +78,7 @@ class SalesforceSink(BatchSink):
         self.tally = Tally()
         self._keeps_deleted_at = stream_settings(target.config, stream_name).process_deletes
         self._drained_once = False
+        self._block: list[tuple[dict, bytes | None]] = []  # records held for the next block (see add_record)
         super().__init__(target, stream_name, schema, key_properties)
 
     @property
@@ -226,18 +230,75 @@ class SalesforceSink(BatchSink):
 
     def add_record(self, record: dict, context: dict, message: bytes | None) -> None:
         """``process_record``, given the record's Singer message as read when the record is unchanged since (its
-        source for a reject or the results output, spooled as it is instead of encoding the record again)."""
+        source for a reject or the results output, spooled as it is instead of encoding the record again).
+
+        Records bound for the batch's Bulk CSV are held in a block of ``BLOCK_ROWS`` and converted a column at a
+        time (``_add_block``); any other record first adds the held ones, so the batch keeps the order read.
+        """
         failures = self._validator.errors if self._validator is not None else None  # type: ignore[attr-defined]
         error = failures.pop(id(record), None) if failures else None  # empty for nearly every record: no id() then
         if error is not None:
             self._reject(record, "INVALID_RECORD", f"Record does not match the stream's schema: {error}")
             return
         delete = self._deletes_all or (self._keeps_deleted_at and record.get("_sdc_deleted_at") is not None)
+        block = self._block
+        if not delete and (block or self._takes_a_block(context)):
+            block.append((record, message))
+            if len(block) == BLOCK_ROWS:
+                self._add_block(context)
+            return
+        self._add_block(context)
+        values = self._converted(record, delete)
+        if values is not None:
+            self._add_values(record, context, message, values, delete)
+
+    def _takes_a_block(self, context: dict) -> bool:
+        """Whether the next records go into a block: the batch builds its Bulk CSV as it is read (or will, once
+        started) and that CSV has room for a block of lines as long as the longest so far."""
+        if "batch" not in context:
+            return self._builds_upload()
+        upload: BulkUpload | None = context["upload"]
+        return upload is not None and upload.has_room_for(BLOCK_ROWS)
+
+    def _add_block(self, context: dict) -> None:
+        """Add the records held in the block: converted and rendered a column at a time where the whole block
+        allows (``RecordConverter.block``), else one by one."""
+        block = self._block
+        if not block:
+            return
+        self._block = []
+        converted = self._convert.block([record for record, _ in block])
+        if converted is None:
+            for record, message in block:
+                values = self._converted(record, False)
+                if values is not None:
+                    self._add_values(record, context, message, values, False)
+            return
+        lines = render_block(converted)
+        for (record, message), values, line in zip(
+            block, self._convert.rows(converted), lines or repeat(None), strict=False
+        ):
+            self._add_values(record, context, message, values, False, line)
+
+    def _converted(self, record: dict, delete: bool) -> dict[str, Any] | None:
+        """The record's payload, or None once the record is rejected for a value Salesforce would refuse."""
         try:
-            values = (self._convert_delete if delete else self._convert)(record)
+            return (self._convert_delete if delete else self._convert)(record)
         except RecordRejected as exc:
             self._reject(record, exc.code, exc.message, exc.fields)
-            return
+            return None
+
+    def _add_values(
+        self,
+        record: dict,
+        context: dict,
+        message: bytes | None,
+        values: dict[str, Any],
+        delete: bool,
+        line: bytes | None = None,
+    ) -> None:
+        """Spool a converted record to the batch (and its Bulk CSV); ``line`` is its CSV line when already
+        rendered with a cell for each of the payload's keys, in order."""
         key = self._merge_key(values, delete)
         # No match value: only an upsert on Id can do without (a new record); the others cannot match.
         if key is None and (delete or self.plan.sync_mode != "insert") and not self._new_without_match(delete):
@@ -256,7 +317,14 @@ class SalesforceSink(BatchSink):
         upload = context["upload"]
         # A row the upload cannot take (a delete, a literal #N/A, past the byte limit) is written the usual way.
         in_upload = (
-            upload is not None and not delete and BULK_NULL not in values.values() and upload.add(values, len(batch))
+            upload is not None
+            and not delete
+            and BULK_NULL not in values.values()
+            and (
+                upload.add_line(line, len(batch))
+                if line is not None and upload.takes_lines_of(self._convert.targets)
+                else upload.add(values, len(batch))
+            )
         )
         batch.add(record, values, delete, key, message, values_kept_elsewhere=in_upload)
         if in_upload and upload.full:
@@ -280,6 +348,7 @@ class SalesforceSink(BatchSink):
         SCHEMA) writes before it returns. A sink never has two writes at once: each waits for the one before it, so an
         older version of a record never lands after a newer one.
         """
+        self._add_block(context)
         batch: SpooledBatch | None = context.pop("batch", None)
         upload: BulkUpload | None = context.pop("upload", None)
         self._drained_once = True

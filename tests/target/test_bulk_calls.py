@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from target_salesforce.sinks import BLOCK_ROWS
 from tests.target.conftest import record_msg, schema_msg, string_props, write_calls
 
 CONFIG = {"object": "Contact", "sync_mode": "insert", "api": "bulk"}
@@ -234,3 +235,38 @@ def test_a_job_built_while_reading_leaves_out_replaced_rows_deletes_and_literal_
     assert [line["outcome"] for line in k1] == ["created"] * 3  # the replaced records share the last one's outcome
     assert [line["id"] for line in k1] == [stored[0]["Id"]] * 3
     assert "3 created, 0 updated, 1 deleted" in result.stderr and "2 merged" in result.stderr
+
+
+def test_records_converted_in_blocks_land_as_records_converted_one_by_one(sf, run_target, base_config) -> None:
+    """A batch bound for one Bulk job is converted a block of records at a time. Across several blocks, a bad value
+    (rejected alone), a literal ``#N/A`` (sent through Collections), a delete in the middle (its block is added
+    first) and a key repeated two blocks later (the last version lands) are each read back from Salesforce, the
+    reject file and the emulator's call log."""
+    gone = sf.Contact.create({"LastName": "Gone", "External_Id__c": "K-gone"})["id"]
+    count = 2 * BLOCK_ROWS + 300
+    props = string_props("LastName", "Email", "External_Id__c", "_sdc_deleted_at")
+    messages = [schema_msg("contacts", props, ["External_Id__c"])]
+    for i in range(count):
+        key, name = ("K-5", "Five v2") if i == count - 50 else (f"K-{i}", f"Name {i}")
+        record = {"External_Id__c": key, "LastName": name, "Email": f"c{i}@example.com"}
+        if i == BLOCK_ROWS + 200:
+            record["Email"] = "nope"
+        if i == BLOCK_ROWS + 500:
+            record["LastName"] = "#N/A"
+        messages.append(record_msg("contacts", record))
+        if i == BLOCK_ROWS + 800:
+            messages.append(record_msg("contacts", {"External_Id__c": "K-gone", "_sdc_deleted_at": "2026-01-01"}))
+    config = {**base_config, **CONFIG, "sync_mode": "upsert", "match_field": "External_Id__c", "process_deletes": True}
+    result = run_target(config, messages)
+    result.assert_ok()
+    assert [(r["error_code"], r["record"]["Email"]) for r in result.rejects] == [("INVALID_EMAIL_ADDRESS", "nope")]
+    assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == count - 2  # less the merged and the rejected
+    five = sf.query("SELECT LastName FROM Contact WHERE External_Id__c = 'K-5'")["records"]
+    assert [r["LastName"] for r in five] == ["Five v2"]
+    na = sf.query(f"SELECT LastName FROM Contact WHERE External_Id__c = 'K-{BLOCK_ROWS + 500}'")["records"]
+    assert [r["LastName"] for r in na] == ["#N/A"]
+    deleted = sf.query_all(f"SELECT IsDeleted FROM Contact WHERE Id = '{gone}'", include_deleted=True)["records"]
+    assert [r["IsDeleted"] for r in deleted] == [True]
+    writes = write_calls(result.calls)
+    assert [c["records"] for c in writes if c["path"].endswith("/batches")] == [count - 3, 1]
+    assert [c["records"] for c in writes if "/composite/sobjects" in c["path"]] == [1]

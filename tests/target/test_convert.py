@@ -446,3 +446,103 @@ def test_a_full_widget_record_becomes_plain_json():
         "Features__c": "Solar",
         "Account__r.External_Id__c": "A-1",
     }
+
+
+# --- blocks of records, a column at a time -------------------------------------------------------------------------
+
+WIDGET_MAPPING = {
+    name: name
+    for name in (
+        "Widget_Key__c",
+        "Name",
+        "Short_Text__c",
+        "Notes__c",
+        "Count__c",
+        "Score__c",
+        "Price__c",
+        "Discount__c",
+        "Active__c",
+        "Launch_Date__c",
+        "Launched_At__c",
+        "Opens_At__c",
+        "Contact_Email__c",
+        "Support_Phone__c",
+        "Color__c",
+        "Size__c",
+        "Features__c",
+        "Account__c",
+    )
+}
+
+
+def widget_record(i: int) -> dict:
+    """A record with a value of the usual class for every Widget__c column (as msgspec decodes a tap's line)."""
+    return {
+        "Widget_Key__c": f"W-{i}",
+        "Name": f"Widget {i}",
+        "Short_Text__c": f'Zoë {i} "q", a\nb'[:10],
+        "Notes__c": "😀" * (i % 5),
+        "Count__c": i,
+        "Score__c": Decimal(f"{i}.125"),
+        "Price__c": Decimal(f"{i % 7}.{i % 100:02d}"),
+        "Discount__c": i % 3,
+        "Active__c": i % 2 == 0,
+        "Launch_Date__c": f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        "Launched_At__c": f"2024-05-01T10:{i % 60:02d}:00.{i:06d}+00:00",
+        "Opens_At__c": "10:15:30",
+        "Contact_Email__c": f"p{i}@example.com",
+        "Support_Phone__c": "+1 555",
+        "Color__c": "Purple",
+        "Size__c": "large",
+        "Features__c": ["Solar", "wireless"],
+        "Account__c": "001D000000K0fXO",
+    }
+
+
+def widget_converter() -> RecordConverter:
+    return RecordConverter(_plan("upsert", WIDGET_MAPPING, "Widget__c", "Widget_Key__c"), "clear")
+
+
+def test_a_block_converts_every_column_as_each_record_is_converted():
+    convert = widget_converter()
+    records = [widget_record(i) for i in range(30)]
+    columns = convert.block(records)
+    assert columns is not None
+    assert convert.rows(columns) == [convert(record) for record in records]
+    assert [list(row) for row in convert.rows(columns)] == [convert.targets] * len(records)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("Short_Text__c", "x" * 11),  # over half the length: counted (and here rejected) record by record
+        ("Short_Text__c", 5),  # not a str: rendered as text record by record
+        ("Contact_Email__c", "nope"),
+        ("Launch_Date__c", "2023-02-29"),
+        ("Launch_Date__c", "20240501"),  # another ISO form, sent as YYYY-MM-DD
+        ("Launched_At__c", "2024-05-01T12:00:00.123+02:00"),  # an offset: moved to UTC
+        ("Launched_At__c", "2024-05-01T10:00:00Z"),  # no milliseconds: formatted
+        ("Launched_At__c", "2024-13-01T10:00:00.000Z"),
+        ("Active__c", "true"),
+        ("Count__c", Decimal("1.5")),
+        ("Size__c", "Huge"),
+        ("Price__c", None),  # a null: cleared record by record
+    ],
+)
+def test_a_block_with_a_value_that_needs_its_record_converted_alone_is_not_converted_whole(name, value):
+    convert = widget_converter()
+    records = [widget_record(i) for i in range(5)]
+    records[3][name] = value
+    assert convert.block(records) is None
+    del records[3][name]  # a field missing from one record: that record's payload lacks it
+    assert convert.block(records) is None
+
+
+def test_a_datetime_column_is_cut_to_salesforce_form():
+    convert = widget_converter()
+    records = [widget_record(i) for i in (7, 8)]
+    records[1]["Launched_At__c"] = "2024-05-01T10:00:00.999Z"
+    columns = convert.block(records)
+    assert columns is not None
+    at = convert.targets.index("Launched_At__c")
+    assert columns[at] == ["2024-05-01T10:07:00.000Z", "2024-05-01T10:00:00.999Z"]

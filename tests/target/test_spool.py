@@ -122,6 +122,35 @@ def test_a_line_quotes_each_filled_cell_and_reads_back_as_its_cells(cells: list[
         assert bulk_upload.render_filled(cells) == line.encode("utf-8")
 
 
+def test_a_block_rendered_at_once_gives_each_row_the_line_add_writes() -> None:
+    """``render_block`` over columns (values of any class a payload holds) matches adding the rows one by one."""
+    columns = [
+        ["a", 'b"c', "d,e\r\nf", "ü 🎉"],
+        [True, False, True, False],
+        [1, 2.5, 3, -4e-7],
+        [Decimal("3.25"), 1, 2.5, Decimal("-4")],
+        ["", "#N/A", None, "x"],  # an empty or null value is #N/A in Bulk CSV
+    ]
+    lines = bulk_upload.render_block(columns)
+    rows = [dict(zip("ABCDE", row, strict=True)) for row in zip(*columns, strict=True)]
+    one_by_one = BulkUpload()
+    for ref, row in enumerate(rows):
+        one_by_one.add(row, ref)
+    at_once = BulkUpload()
+    assert at_once.takes_lines_of(list("ABCDE"))
+    assert lines is not None and all(at_once.add_line(line, ref) for ref, line in enumerate(lines))
+    assert b"".join(at_once.body()) == b"".join(one_by_one.body())
+    assert parse(at_once.body())[1] == ["a", "true", "1", "3.25", "#N/A"]
+    assert not at_once.takes_lines_of(list("ABDCE"))  # other columns: rows are added as values
+    one_by_one.close()
+    at_once.close()
+
+
+@pytest.mark.parametrize("separator", ["\x00", "\x01"])
+def test_a_block_with_a_separator_in_a_value_is_rendered_row_by_row(separator: str) -> None:
+    assert bulk_upload.render_block([["a", f"b{separator}c"], ["d", "e"]]) is None
+
+
 def test_refs_are_line_indexes_until_a_row_is_left_out() -> None:
     """A job built as its batch is read names rows by slot: no ref is stored while each is its line's index."""
     upload = BulkUpload()
