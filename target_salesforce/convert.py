@@ -284,23 +284,28 @@ def _number(field: Mapping[str, Any]) -> Converter:
     def convert(value: Any) -> int | float | Decimal:
         # A JSON fraction arrives as a Decimal: the usual value skips _to_decimal's checks of other types.
         number = value if value.__class__ is Decimal and value.is_finite() else _to_decimal(value, name)
-        if quantum is not None:
-            try:
-                # context passed by position: as a keyword the call costs twice as much
-                number = number.quantize(quantum, None, _DECIMAL_CONTEXT)
-            except InvalidOperation:
-                raise _out_of_range(name, value) from None
-            if not -bound < number < bound:  # type: ignore[operator]
-                raise _out_of_range(name, value)
+        if quantum is None:
+            return _unrounded(number)
+        try:
+            # context passed by position: as a keyword the call costs twice as much
+            number = number.quantize(quantum, None, _DECIMAL_CONTEXT)
+        except InvalidOperation:
+            raise _out_of_range(name, value) from None
+        if not -bound < number < bound:  # type: ignore[operator]
+            raise _out_of_range(name, value)
         if number == number.to_integral_value():
             return int(number)
-        if quantum is not None:
-            short = number.adjusted() <= float_adjusted
-        else:
-            short = len(number.as_tuple().digits) <= _FLOAT_DIGITS
-        return float(number) if short else number
+        return float(number) if number.adjusted() <= float_adjusted else number
 
     return convert
+
+
+def _unrounded(number: Decimal) -> int | float | Decimal:
+    """``_number``'s value for a field without precision (nothing to round to): its digits are counted, since the
+    exponent is not known in advance."""
+    if number == number.to_integral_value():
+        return int(number)
+    return float(number) if len(number.as_tuple().digits) <= _FLOAT_DIGITS else number
 
 
 def _parse_datetime(text: str) -> datetime.datetime:
