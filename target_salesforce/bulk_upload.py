@@ -18,6 +18,7 @@ import io
 import os
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
 from itertools import repeat
 from operator import itemgetter
 from typing import Any
@@ -42,6 +43,10 @@ def csv_cell(value: Any) -> str:
         return value or NULL
     if cls is bool:
         return "true" if value else "false"
+    if cls is Decimal:
+        # A number of more digits than a float keeps (see ``convert._number``), written positionally and digit for
+        # digit: str() could write 1E+2, an exponent the cell need not carry.
+        return format(value, "f")
     return NULL if value is None else str(value)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import requests
 import simple_salesforce
 from requests.adapters import HTTPAdapter
@@ -43,6 +44,10 @@ _NOT_IDEMPOTENT = frozenset({"POST"})
 # Answers that mean "not processed, come back later", so re-sending is safe for any method.
 _REFUSED_UNPROCESSED = frozenset({429, 503})
 _LIMIT_INFO = "Sforce-Limit-Info"
+# Request bodies are encoded by msgspec, not by requests' json.dumps, which cannot encode a Decimal: a number value
+# of more digits than a float keeps is a Decimal (``convert._number``), sent as a JSON number of exactly its digits.
+# Without an enc_hook, a value of any other type JSON cannot hold fails loudly (TypeError), as json.dumps would.
+_JSON_BODY = msgspec.json.Encoder(decimal_format="number")
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +81,7 @@ class _Retryable(Exception):
 class _Call:
     method: str
     path: str
-    send: dict[str, Any]  # json, data, params and stream, passed to requests as they are
+    send: dict[str, Any]  # data, params and stream, passed to requests as they are
     headers: Mapping[str, str]
     idempotent: bool
 
@@ -205,16 +210,20 @@ class SalesforceClient:
     ) -> requests.Response:
         """Send one API request with the session's bearer token and return Salesforce's 2xx answer.
 
-        ``path`` is relative to ``/services/data/vXX.X/`` or absolute (``/services/...``). ``idempotent``
-        says whether re-sending after a lost answer is harmless; by default every method but POST is. ``data`` may
-        be an iterable with a length, iterated anew on each attempt; with ``stream`` the body is left to be read.
+        ``path`` is relative to ``/services/data/vXX.X/`` or absolute (``/services/...``). ``json`` is encoded
+        here rather than by requests (see ``_JSON_BODY``). ``idempotent`` says whether re-sending after a lost answer
+        is harmless; by default every method but POST is. ``data`` may be an iterable with a length, iterated anew
+        on each attempt; with ``stream`` the body is left to be read.
         Raises OutcomeUnknown, AuthError, ApiLimitReached, SalesforceApiError or TargetError (network).
         """
         method = method.upper()
+        if json is not None:
+            data = _JSON_BODY.encode(json)
+            headers = {"Content-Type": "application/json", **(headers or {})}  # what requests sets for json=
         call = _Call(
             method=method,
             path=path,
-            send={"json": json, "data": data, "params": params, "stream": stream},
+            send={"data": data, "params": params, "stream": stream},
             headers=headers or {},
             idempotent=method not in _NOT_IDEMPOTENT if idempotent is None else idempotent,
         )

@@ -25,7 +25,6 @@ Decisions (Salesforce leaves room for them or a reason is given):
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import re
 import sys
@@ -35,6 +34,8 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from itertools import repeat
 from operator import add, attrgetter, is_
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 if TYPE_CHECKING:
     from target_salesforce.mapping import WritePlan
@@ -65,6 +66,12 @@ _UTC = datetime.timezone.utc
 _BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False}
 _INT_LIMIT = 2**31  # Salesforce int fields are 32-bit; describe's ``digits`` may narrow that
 _ABSENT = object()  # a field the record does not have
+# Compact JSON text for dict/list values of text fields: a Decimal stays the exact number the tap sent (json.dumps
+# would need it turned into a float first, losing digits past the 15th); dates and times are ISO 8601 text.
+_JSON_TEXT = msgspec.json.Encoder(decimal_format="number")
+# A decimal of at most this many significant digits survives a trip through a binary64 float unchanged (C's
+# DBL_DIG), so such a number may be sent as a float; a longer one is sent as its Decimal.
+_FLOAT_DIGITS = 15
 
 
 class ValueRejected(Exception):
@@ -100,14 +107,6 @@ def _utf16_length(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
 def _as_text(value: Any, name: str) -> str:
     """A non-str value in the text form a user would expect to see in the field."""
     if value is True or value is False:
@@ -120,7 +119,7 @@ def _as_text(value: Any, name: str) -> str:
         return value.isoformat()
     if isinstance(value, (dict, list, tuple)):
         try:
-            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+            return _JSON_TEXT.encode(value).decode()
         except (TypeError, ValueError):
             raise _invalid_type(name, value) from None
     raise _invalid_type(name, value)
@@ -271,27 +270,51 @@ def _integer(field: Mapping[str, Any]) -> Converter:
 
 
 def _number(field: Mapping[str, Any]) -> Converter:
-    """double, currency and percent: json.dumps-ready int or float, rounded to scale, integer part checked."""
+    """double, currency and percent: rounded to scale, integer part checked, as the exact number to send.
+
+    A number field has up to 18 digits (precision), and Salesforce takes the digits the API is sent, even past
+    the field's scale (Salesforce Help, article 000394530: the API stores more decimals than the field allows,
+    only a browser's JavaScript rounds long decimals; Appirio, "Salesforce and Decimal Places", 2012: a value set
+    through the API is stored and queried back as sent). So nothing is sent through a float, which holds 15 to
+    17 significant digits: whatever Salesforce then does with 16 to 18 digits is its own rounding, not ours.
+    The value is an int when integral, a float when it has at most 15 significant digits (cheap to encode, and
+    its shortest form is that same decimal), else the Decimal itself, which the JSON encoders and the Bulk CSV
+    write digit for digit.
+    """
     name = field["name"]
     precision = int(field.get("precision") or 0)
     scale = int(field.get("scale") or 0)
     quantum = Decimal(1).scaleb(-scale) if precision else None
     bound = Decimal(10) ** (precision - scale) if precision else None
+    # Quantized to the scale, a value's last digit is at 10**-scale: it has at most _FLOAT_DIGITS significant
+    # digits when its first digit (its ``adjusted`` exponent) is at most this.
+    float_adjusted = _FLOAT_DIGITS - 1 - scale
 
-    def convert(value: Any) -> int | float:
+    def convert(value: Any) -> int | float | Decimal:
         # A JSON fraction arrives as a Decimal: the usual value skips _to_decimal's checks of other types.
         number = value if value.__class__ is Decimal and value.is_finite() else _to_decimal(value, name)
-        if quantum is not None:
-            try:
-                # context passed by position: as a keyword the call costs twice as much
-                number = number.quantize(quantum, None, _DECIMAL_CONTEXT)
-            except InvalidOperation:
-                raise _out_of_range(name, value) from None
-            if not -bound < number < bound:  # type: ignore[operator]
-                raise _out_of_range(name, value)
-        return int(number) if number == number.to_integral_value() else float(number)
+        if quantum is None:
+            return _unrounded(number)
+        try:
+            # context passed by position: as a keyword the call costs twice as much
+            number = number.quantize(quantum, None, _DECIMAL_CONTEXT)
+        except InvalidOperation:
+            raise _out_of_range(name, value) from None
+        if not -bound < number < bound:  # type: ignore[operator]
+            raise _out_of_range(name, value)
+        if number == number.to_integral_value():
+            return int(number)
+        return float(number) if number.adjusted() <= float_adjusted else number
 
     return convert
+
+
+def _unrounded(number: Decimal) -> int | float | Decimal:
+    """``_number``'s value for a field without precision (nothing to round to): its digits are counted, since the
+    exponent is not known in advance."""
+    if number == number.to_integral_value():
+        return int(number)
+    return float(number) if len(number.as_tuple().digits) <= _FLOAT_DIGITS else number
 
 
 def _parse_datetime(text: str) -> datetime.datetime:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from decimal import Context, Decimal
 from typing import Protocol
 
 # SOQL string-literal escapes (Salesforce SOQL reference, "Quoted String Escape Sequences").
@@ -26,6 +27,9 @@ _ESCAPES = str.maketrans(
     }
 )
 
+# Normalising a number keeps all of its digits: far more than the 18 a Salesforce number holds.
+_NUMBER_CONTEXT = Context(prec=60)
+
 # Characters of quoted values per query. URL-encoding can triple a character's size, so 4,000 characters of
 # literals stay below 16,384 bytes of URI with room for the SELECT and the host.
 MAX_LITERAL_CHARS = 4000
@@ -41,9 +45,21 @@ def soql_quote(value: str) -> str:
 
 
 def match_key(value: object, case_sensitive: bool) -> str:
-    """How Salesforce compares text when it matches: case-insensitively unless the field says otherwise."""
+    """How Salesforce compares values when it matches: text case-insensitively unless the field says otherwise,
+    numbers by value."""
+    cls = value.__class__
+    if cls is float or cls is Decimal:
+        return _number_key(value)  # type: ignore[arg-type]
     text = str(value)
     return text if case_sensitive else text.lower()
+
+
+def _number_key(value: float | Decimal) -> str:
+    """A fraction's digits, without exponent or trailing zeros: the float a value was converted to (``1e-05``), the
+    Decimal a spooled batch reads it back as (``0.00001``) and a longer Decimal sent as ``12.50`` or answered by a
+    query as ``12.5`` are each one key."""
+    number = Decimal(repr(value)) if value.__class__ is float else value
+    return format(number.normalize(_NUMBER_CONTEXT), "f")
 
 
 def _chunks(literals: list[str]) -> Iterator[list[str]]:

@@ -2,8 +2,10 @@
 
 Each record is one line: the JSON ``[delete, values]`` (nothing, for a row whose values went into its Bulk job: see
 ``add``), a tab, and the source record (``rows.Row.source``).
-msgspec's float and integer round trip is exact, so the values read back are the ones converted. JSON holds no raw
-tab (in a string it is escaped), so the first tab splits the line: reading the batch back decodes only the first
+Values read back keep every digit written: integers come back as int and fractions as Decimal (``float_hook``), so a
+number converted to a Decimal for its 16 to 18 digits (``convert._number``) keeps them; a float comes back as the
+Decimal of its shortest form, the same number, which the JSON body and the Bulk CSV write digit for digit. JSON holds
+no raw tab (in a string it is escaped), so the first tab splits the line: reading the batch back decodes only the first
 part, and the source record (needed only for a reject, the results output or a deferral) stays bytes. In memory stay
 the line offsets (4 bytes a row), 32 bits of each row's match key hash (4 bytes a row) and a one-probe Bloom filter
 of the match keys (2 bytes a row of the batch size) that tells which keys may have come before. Before the
@@ -18,6 +20,7 @@ import os
 import tempfile
 from array import array
 from collections.abc import Callable, Hashable, Iterable, Iterator
+from decimal import Decimal
 from typing import IO, Any
 
 import msgspec
@@ -25,7 +28,7 @@ import msgspec
 from target_salesforce.jsonl import ENCODER
 from target_salesforce.rows import Row, decode_source, encode_source
 
-_HEAD = msgspec.json.Decoder(tuple[bool, dict[str, Any]])
+_HEAD = msgspec.json.Decoder(tuple[bool, dict[str, Any]], float_hook=Decimal)
 _TAB = b"\t"
 # Filter bits per row of the batch size, one probe: at most 6 % of distinct keys are flagged needlessly (3 % on
 # average while the batch fills), each costing a line read back before the write.

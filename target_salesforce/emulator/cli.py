@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
         "an Enterprise Edition org's base allocation)",
     )
     parser.add_argument(
+        "--log-bodies",
+        action="store_true",
+        help="keep each API call's request body (as text) in GET /_emulator/calls, to check what a client sent",
+    )
+    parser.add_argument(
         "--state-dir",
         help="keep the CA bundle and JWT key files here (default: a temporary directory removed on exit)",
     )
@@ -106,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         daily_api_limit=args.daily_api_limit,
         token_ttl_seconds=args.token_ttl_seconds,
+        log_bodies=args.log_bodies,
     )
     try:
         server = EmulatorServer(

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from target_salesforce.emulator.rest import MIN_VERSION, NOT_FOUND, require_method
 from target_salesforce.emulator.store import Store
-from target_salesforce.emulator.wire import JSON_TYPE, ApiError, Request, Response, json_response
+from target_salesforce.emulator.wire import JSON_TYPE, ApiError, Request, Response, encode_json, json_response
 
 MAX_SUBREQUESTS = 25
 MAX_QUERIES = 5
@@ -131,7 +131,7 @@ class Composite:
             path=parts.path,
             query=query,
             headers=headers,
-            body=b"" if body is None else json.dumps(body).encode("utf-8"),
+            body=b"" if body is None else encode_json(body),
         )
         try:
             if not match or float(match.group(1)) < MIN_VERSION:

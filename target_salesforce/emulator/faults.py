@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+from decimal import Decimal
 from typing import Any
 
 # Setting name -> (type accepted from JSON, cleared value). bool is checked before int (bool is an int in Python).
@@ -151,7 +152,7 @@ def _checked(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal) or value < 0:
         raise ValueError(f"{name} must be a non-negative number")
     if kind is int and value != int(value):
         raise ValueError(f"{name} must be a whole number")

@@ -76,6 +76,9 @@ class Settings:
     latency_ms: int = 0
     daily_api_limit: int = DEFAULT_DAILY_API_LIMIT
     token_ttl_seconds: float = DEFAULT_TOKEN_TTL_SECONDS
+    # Keep each call's request body in the call log: how a test reads exactly what a client sent (the store keeps
+    # numbers as floats, see docs/emulator-design.md), off by default since a Bulk upload can be 100 MB.
+    log_bodies: bool = False
 
 
 class Emulator:
@@ -196,6 +199,8 @@ class Emulator:
         entry: dict[str, Any] = {"method": req.method, "path": req.path, "status": resp.status, "records": resp.records}
         if resp.subrequests is not None:
             entry["subrequests"] = resp.subrequests
+        if self.settings.log_bodies:
+            entry["body"] = req.body.decode("utf-8", errors="replace")
         with self._lock:
             self._calls.append(entry)
 

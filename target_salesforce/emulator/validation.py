@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import MAX_EMAX, MIN_EMIN, ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from itertools import repeat
 from typing import Any, NamedTuple
 
@@ -68,6 +68,8 @@ _DESERIALIZE_NAMES = {
     "base64": "base64",
 }
 _UTC = timezone.utc
+# Decimal arithmetic wide enough for any finite number a float can hold (up to 309 integer digits) at any scale.
+_WIDE = Context(prec=400, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 ROLLED_BACK_MESSAGE = "Record rolled back because not all records were valid and the request was using AllOrNone header"
 
@@ -173,7 +175,7 @@ def _text_of(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):
         return str(value)
     raise NotOfType
 
@@ -257,7 +259,8 @@ def java_double(number: float) -> str:
 
 
 def _read_number(value: Any) -> float:
-    """A JSON number, or text in decimal or scientific notation (not NaN, infinity or ``1_000``)."""
+    """A JSON number (a Decimal when it has a fraction or exponent: see ``Request.json``), or text in decimal or
+    scientific notation (not NaN, infinity or ``1_000``)."""
     if type(value) is str:
         try:
             number = float(value)
@@ -265,13 +268,25 @@ def _read_number(value: Any) -> float:
             raise NotOfType from None
         if "_" in value:
             raise NotOfType
-    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+    elif isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise NotOfType
     else:
         number = float(value)
     if not math.isfinite(number):
         raise NotOfType
     return number
+
+
+def _exact(value: Any) -> Decimal:
+    """The decimal a value ``_read_number`` accepted was written as: its digits, not those of its nearest float."""
+    if type(value) is Decimal:
+        return value
+    if type(value) is str:
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:  # a text float() reads but Decimal does not
+            raise NotOfType from None
+    return Decimal(value) if type(value) is int else Decimal(repr(value))
 
 
 def _out_of_range(field: FieldDef, number: float) -> RecordError:
@@ -285,19 +300,22 @@ def _out_of_range(field: FieldDef, number: float) -> RecordError:
 def _number(field: FieldDef) -> Converter:
     """Rounded half-up to the field's scale, as Salesforce stores extra decimals; too many integer digits fail.
 
-    Rounding works on the decimal text the client sent (as Salesforce's BigDecimal does), not on the binary
-    float, so that 12.345 at scale 2 becomes 12.35.
+    Rounding and the range check work on the decimal the client sent (JSON numbers are read as Decimal, CSV cells
+    are text), not on its nearest binary float, so that 12.345 at scale 2 becomes 12.35 and 9999999999999999.99
+    fits a currency(18, 2) field, though its nearest float is 1e16. The value stored is a float (SQLite REAL),
+    which keeps 15 to 17 significant digits: see "Numbers" in docs/emulator-design.md.
     """
     scale = field.scale
     quantum = Decimal(1).scaleb(-scale)
-    limit = 10.0 ** (field.precision - scale) if field.precision else math.inf
+    limit = Decimal(10) ** (field.precision - scale) if field.precision else None
 
     def convert(value: Any) -> float:
-        number = _read_number(value)
-        if round(number, scale) != number:
-            text = value if isinstance(value, str) else repr(value)
-            number = float(Decimal(text.strip()).quantize(quantum, ROUND_HALF_UP))
-        if abs(number) >= limit:
+        number = _read_number(value)  # a float; NotOfType for what is no number at all
+        exact = _exact(value)
+        if exact.as_tuple().exponent < -scale:  # type: ignore[operator]  # finite: the exponent is an int
+            exact = exact.quantize(quantum, ROUND_HALF_UP, _WIDE)
+            number = float(exact)
+        if limit is not None and abs(exact) >= limit:
             raise _out_of_range(field, number)
         return number
 
@@ -545,6 +563,8 @@ def _json_token(value: Any) -> tuple[str, str]:
         return "VALUE_NUMBER_INT", str(value)
     if isinstance(value, float):
         return "VALUE_NUMBER_FLOAT", repr(value)
+    if isinstance(value, Decimal):
+        return "VALUE_NUMBER_FLOAT", str(value)
     if isinstance(value, dict):
         return "START_OBJECT", "{"
     if isinstance(value, list):

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 JSON_TYPE = "application/json;charset=UTF-8"
+_EXACT_JSON = msgspec.json.Encoder(decimal_format="number")
 CSV_TYPE = "text/csv"
 
 
@@ -29,9 +33,14 @@ class Request:
         return values[0] if values else default
 
     def json(self) -> Any:
-        """The body parsed as JSON; a body that is not JSON is Salesforce's JSON_PARSER_ERROR."""
+        """The body parsed as JSON; a body that is not JSON is Salesforce's JSON_PARSER_ERROR.
+
+        A number with a fraction or an exponent is read as a Decimal, digit for digit, not as its nearest float:
+        a Salesforce number field has up to 18 digits and Salesforce takes the digits it is sent (see "Numbers" in
+        docs/emulator-design.md), so the field's rounding and range check must see the digits the client wrote.
+        """
         try:
-            return json.loads(self.body or b"null")
+            return json.loads(self.body or b"null", parse_float=Decimal)
         except ValueError as exc:
             raise ApiError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from None
 
@@ -46,6 +55,12 @@ class Response:
     records: int = 0
     # A Composite call's subrequests ({method, path, status} each), for the call log: one call, several resources.
     subrequests: list[dict[str, Any]] | None = None
+
+
+def encode_json(value: Any) -> bytes:
+    """``value`` as JSON, a Decimal (see ``Request.json``) as the number of exactly its digits: how a body read by
+    ``Request.json`` is passed on (Composite's subrequests) without losing any."""
+    return _EXACT_JSON.encode(value)
 
 
 def json_response(status: int, payload: Any, records: int = 0) -> Response:

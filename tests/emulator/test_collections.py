@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from tests.conftest import EmulatorProcess
+from tests.conftest import API_VERSION, EmulatorProcess
 from tests.emulator.test_rest import read_back, widget_with_account
 
 ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
@@ -239,3 +240,25 @@ def test_collections_need_a_session(emulator: EmulatorProcess) -> None:
         emulator.api_url("composite/sobjects"), json={"records": []}, verify=emulator.ca_bundle, timeout=30
     )
     assert resp.status_code == 401
+
+
+def test_json_numbers_are_read_digit_for_digit(sf: Salesforce, emulator: EmulatorProcess) -> None:
+    """A JSON number is checked on the digits in the body, as Salesforce reads it, not on its nearest float:
+    9999999999999999.99, the largest value of Opportunity.Amount (currency 18, 2), fits, though it is 1e16 (one
+    past the range) as a float; so does the same body sent as a Composite subrequest, passed on without losing a
+    digit. The numbers are written into the JSON text: json.dumps would write the float."""
+    headers = {**emulator.auth_headers(), "Content-Type": "application/json"}
+    deal = {"attributes": {"type": "Opportunity"}, "StageName": "Prospecting", "CloseDate": "2024-01-01"}
+    records = [{**deal, "Name": "largest", "Amount": "LARGEST"}, {**deal, "Name": "past", "Amount": "PAST"}]
+    collections = {"allOrNone": False, "records": records}
+    url = f"/services/data/v{API_VERSION}/composite/sobjects"
+    subrequest: dict[str, Any] = {"method": "POST", "url": url, "referenceId": "deals"}
+    outcomes = [(True, []), (False, ["NUMBER_OUTSIDE_VALID_RANGE"])]
+    for path, body in [("composite/sobjects", collections), ("composite", {"compositeRequest": [subrequest]})]:
+        subrequest["body"] = collections
+        text = json.dumps(body).replace('"LARGEST"', "9999999999999999.99").replace('"PAST"', "1E+16")
+        resp = emulator.http.post(emulator.api_url(path), data=text, headers=headers, timeout=30)
+        resp.raise_for_status()
+        answer = resp.json() if path == "composite/sobjects" else resp.json()["compositeResponse"][0]["body"]
+        assert [(r["success"], codes(r)) for r in answer] == outcomes, path
+    assert count(sf, "Opportunity") == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -137,6 +138,21 @@ def test_accepted_values_take_their_stored_form(field: str, value: Any, stored: 
     assert convert("Widget__c", field, value) == stored
 
 
+def test_numbers_are_rounded_and_range_checked_on_the_digits_sent() -> None:
+    """JSON numbers arrive as Decimal (``Request.json``) and CSV cells as text: rounding and the range check see
+    those digits, not their nearest float. 9999999999999999.99 is the largest value of a currency(18, 2) field, but
+    its nearest float is 1e16, one past the range; the value stored is still a float (SQLite REAL)."""
+    largest = "9999999999999999.99"
+    for value in (Decimal(largest), largest):
+        assert convert("Opportunity", "Amount", value) == 1e16
+        assert record_error("Opportunity", "Amount", Decimal("1E+16")).status_code == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert record_error("Opportunity", "Amount", "9999999999999999.995").status_code == "NUMBER_OUTSIDE_VALID_RANGE"
+    assert convert("Widget__c", "Price__c", Decimal("2.675")) == 2.68  # half-up on the digits: the float is 2.67499…
+    assert convert("Widget__c", "Price__c", Decimal("99999999999999.99")) == 99999999999999.99
+    assert convert("Widget__c", "Count__c", Decimal("4.0")) == 4
+    assert convert("Widget__c", "Short_Text__c", Decimal("1.50")) == "1.50"
+
+
 # --------------------------------------------------------------------------- values of the wrong type
 @pytest.mark.parametrize(
     ("field", "value"),
@@ -144,6 +160,7 @@ def test_accepted_values_take_their_stored_form(field: str, value: Any, stored: 
         ("Short_Text__c", {"a": 1}),
         ("Count__c", "abc"),
         ("Count__c", 4.5),
+        ("Count__c", Decimal("4.5")),
         ("Count__c", True),
         ("Score__c", "NaN"),
         ("Score__c", "inf"),

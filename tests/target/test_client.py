@@ -9,6 +9,7 @@ import threading
 import time
 import types
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from email.utils import formatdate
 from typing import Any
 
@@ -139,6 +140,19 @@ def test_post_with_a_lost_answer_is_outcome_unknown(sleeps: list[float], lost: A
         client.request("POST", "composite/sobjects", json={})
     assert (raised.value.method, raised.value.path) == ("POST", "composite/sobjects")
     assert len(adapter.sent) == 1 and client.call_count == 1
+
+
+def test_a_json_body_carries_every_digit_of_a_decimal_on_every_attempt(sleeps: list[float]) -> None:
+    """A number of 16 to 18 digits is a Decimal (convert._number): sent as a JSON number of exactly its digits
+    (json.dumps cannot encode it, and a float would send 99999999999999.98), as JSON, and the same on a retry."""
+    client, adapter = scripted(error(503, "SERVER_UNAVAILABLE"), ok("[]"))
+    body = {"records": [{"attributes": {"type": "Opportunity"}, "Amount": Decimal("99999999999999.99"), "N": 1.5}]}
+    client.json("PATCH", "composite/sobjects", json=body)
+    assert len(adapter.sent) == 2
+    for sent in adapter.sent:
+        assert sent.body == b'{"records":[{"attributes":{"type":"Opportunity"},"Amount":99999999999999.99,"N":1.5}]}'
+        assert sent.headers["Content-Type"] == "application/json"
+        assert sent.headers["Content-Length"] == str(len(sent.body))
 
 
 def test_lost_answer_is_resent_when_idempotent(sleeps: list[float]) -> None:

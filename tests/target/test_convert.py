@@ -53,6 +53,8 @@ def test_text_json_encodes_objects_and_arrays_compactly():
     value = {"a": Decimal("1.5"), "b": ["x", Decimal("2")], "when": datetime.date(2024, 1, 2), "é": "ü"}
     assert convert(value) == '{"a":1.5,"b":["x",2],"when":"2024-01-02","é":"ü"}'
     assert convert([1, "two"]) == '[1,"two"]'
+    # A number keeps every digit the tap sent, not those of its nearest float (99999999999999.98).
+    assert convert({"amount": Decimal("99999999999999.99")}) == '{"amount":99999999999999.99}'
 
 
 def test_unencodable_value_is_rejected_as_wrong_type():
@@ -168,16 +170,53 @@ def test_currency_and_percent_follow_their_own_precision():
     price = widget("Price__c")  # 16, 2
     assert price(Decimal("19.999")) == 20
     assert price(Decimal("0.125")) == 0.13
-    assert price(Decimal("12345678901234.56")) == 12345678901234.56
+    assert price(Decimal("12345678901234.56")) == Decimal("12345678901234.56")  # 16 digits: see below
     assert rejected(price, Decimal("100000000000000")).code == "NUMBER_OUTSIDE_VALID_RANGE"
     discount = widget("Discount__c")  # 5, 2
     assert discount(Decimal("999.994")) == 999.99
     assert rejected(discount, Decimal("999.995")).code == "NUMBER_OUTSIDE_VALID_RANGE"
 
 
+def test_numbers_past_15_digits_keep_every_digit():
+    """A float keeps at most 15 significant digits for sure: a longer value is the Decimal itself, so that the
+    JSON body and the Bulk CSV carry the digits the tap sent (rounded to the scale), not those of the nearest
+    float (99999999999999.99 is 99999999999999.98 as a float)."""
+    amount = converter_for({"name": "X__c", "type": "currency", "precision": 18, "scale": 2})
+    for value, sent in [
+        ("99999999999999.99", "99999999999999.99"),
+        ("9999999999999999.99", "9999999999999999.99"),  # the field's largest value: 1E+16 as a float
+        ("-1234567890123456.78", "-1234567890123456.78"),
+        ("1234567890123456.785", "1234567890123456.79"),  # still rounded half-up to the scale first
+        ("1234567890123456.7849", "1234567890123456.78"),
+    ]:
+        converted = amount(Decimal(value))
+        assert type(converted) is Decimal and str(converted) == sent, value
+    assert str(amount("99999999999999.99")) == "99999999999999.99"  # text too
+    assert rejected(amount, Decimal("9999999999999999.995")).code == "NUMBER_OUTSIDE_VALID_RANGE"
+    point = converter_for({"name": "X__c", "type": "double", "precision": 18, "scale": 15})  # Latitude's shape
+    assert str(point(Decimal("37.7749295123456789"))) == "37.774929512345679"
+    assert str(point(Decimal("-0.12345678901234567"))) == "-0.123456789012346"
+
+
+def test_numbers_of_at_most_15_digits_stay_ints_and_floats():
+    """The common value costs no Decimal downstream: an integer is an int, a short fraction a float whose shortest
+    form is the same decimal."""
+    amount = converter_for({"name": "X__c", "type": "currency", "precision": 18, "scale": 2})
+    assert amount(Decimal("1234.56")) == 1234.56 and type(amount(Decimal("1234.56"))) is float
+    fifteen = amount(Decimal("9999999999999.99"))
+    assert type(fifteen) is float and repr(fifteen) == "9999999999999.99"
+    assert type(amount(Decimal("99999999999999.99"))) is Decimal  # 16 digits
+    integral = amount(Decimal("1234567890123456.999"))  # rounds up to an integer of 16 digits
+    assert integral == 1234567890123457 and type(integral) is int
+    point = converter_for({"name": "X__c", "type": "double", "precision": 18, "scale": 15})
+    short = point("0.1234567890123456")  # 15 digits once rounded to the scale
+    assert type(short) is float and repr(short) == "0.123456789012346"
+
+
 def test_number_without_precision_is_passed_through():
     convert = converter_for({"name": "X__c", "type": "double", "precision": 0, "scale": 0})
-    assert convert(Decimal("123456789012.123456")) == 123456789012.123456
+    assert convert(Decimal("123456789012.123456")) == Decimal("123456789012.123456")
+    assert convert(Decimal("0.000001234")) == 0.000001234 and type(convert(Decimal("0.000001234"))) is float
 
 
 # --- booleans -----------------------------------------------------------------------------------------------------

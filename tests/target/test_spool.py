@@ -13,6 +13,8 @@ import pytest
 from target_salesforce import bulk_results, bulk_upload
 from target_salesforce.bulk_results import ResultMatcher
 from target_salesforce.bulk_upload import BulkUpload
+from target_salesforce.jsonl import ENCODER
+from target_salesforce.lookup import match_key
 from target_salesforce.spool import SpooledBatch
 
 
@@ -36,15 +38,61 @@ def test_rows_of_one_key_merge_exactly_even_when_keys_share_a_hash() -> None:
 
 
 def test_spooled_values_and_records_round_trip_exactly() -> None:
-    """Every type a converter returns comes back as it went in; source numbers keep their digits."""
+    """Every value a converter returns comes back as the same value: text, booleans, null and integers as they
+    went in, a fraction as a Decimal of its digits (a float as the Decimal of its shortest form); source numbers
+    keep their digits."""
     values = {"s": 'a,"b"\r\n\tc ü', "t": True, "f": False, "n": None, "i": 2**40, "x": 0.1 + 0.2, "e": 1e-05}
     record = {"amount": Decimal("10.50"), "big": 12345678901234567890, "nested": {"a": [1, "x\ty"]}}
     batch = SpooledBatch(merge_by_key, 10)
     batch.add(record, values, True, None)
     (row,) = list(batch)
-    assert row.values == values and all(type(row.values[k]) is type(v) for k, v in values.items())
+    floats = {k for k, v in values.items() if type(v) is float}
+    assert {k: v for k, v in row.values.items() if k not in floats} == {k: values[k] for k in values if k not in floats}
+    assert all(type(row.values[k]) is type(values[k]) for k in values if k not in floats)
+    assert {k: row.values[k] for k in floats} == {"x": Decimal("0.30000000000000004"), "e": Decimal("0.00001")}
     assert row.delete is True
     assert row.record == record and str(row.record["amount"]) == "10.50"
+    batch.close()
+
+
+def test_numbers_of_16_to_18_digits_are_read_back_digit_for_digit() -> None:
+    """A converter sends a number past 15 digits as its Decimal; spooled, then read back (to write it through
+    Collections, or the Bulk CSV of a row outside the job), it is still that number, not its nearest float
+    (99999999999999.98, 0.12345678901234568), and its CSV cell and JSON carry those digits."""
+    values = {"Amount": Decimal("99999999999999.99"), "Score": Decimal("0.123456789012345678"), "Max": 10**17}
+    batch = SpooledBatch(merge_by_key, 10)
+    batch.add({"r": 1}, values, False, None)
+    (row,) = list(batch)
+    assert row.values == values
+    assert [type(v) for v in row.values.values()] == [Decimal, Decimal, int]
+    assert [bulk_upload.csv_cell(v) for v in row.values.values()] == [
+        "99999999999999.99",
+        "0.123456789012345678",
+        "100000000000000000",
+    ]
+    assert (
+        ENCODER.encode(row.values)
+        == b'{"Amount":99999999999999.99,"Score":0.123456789012345678,"Max":100000000000000000}'
+    )
+    assert batch.row(0).values == values  # read back by ref too
+    # Positional, whatever the Decimal's exponent (a field without precision is not rounded to a scale).
+    assert bulk_upload.csv_cell(Decimal("1.234567890123456789E-10")) == "0.0000000001234567890123456789"
+    assert bulk_upload.csv_cell(Decimal("1E+2")) == "100"
+    batch.close()
+
+
+def test_a_number_match_value_merges_whatever_form_it_is_read_back_in() -> None:
+    """Rows are merged by the key of their values as converted and again as read back: a float (1e-05) comes back
+    as a Decimal (0.00001), and both must be one key, as for Salesforce they are one number."""
+
+    def by_number(values: dict, delete: bool) -> object:
+        return match_key(values["Code__c"], False)
+
+    batch = SpooledBatch(by_number, 10)
+    for n, code in enumerate([1e-05, 2.5, Decimal("0.00001"), Decimal("99999999999999.99"), 2.5]):
+        batch.add({"n": n}, {"Code__c": code, "n": n}, False, by_number({"Code__c": code}, False))
+    assert sorted(row.values["n"] for row in batch) == [2, 3, 4]
+    assert batch.merged == 2
     batch.close()
 
 
