@@ -497,11 +497,27 @@ def _datetime_column(_field: FieldDef) -> ColumnConverter:
     return convert_column
 
 
-_COLUMN_BUILDERS: dict[str, Callable[[FieldDef], ColumnConverter]] = {
+def _number_column(field: FieldDef) -> ColumnConverter | None:
+    """Plain decimals within the field's digits (no exponent, no more decimals than its scale): ``_number`` stores
+    each as its float, with nothing to round and nothing out of range. None for a field without precision."""
+    if not field.precision:
+        return None
+    whole = rf"[0-9]{{1,{field.precision - field.scale}}}" if field.precision > field.scale else "0"
+    fraction = rf"(?:\.[0-9]{{1,{field.scale}}})?" if field.scale else ""
+    plain = re.compile(rf"-?{whole}{fraction}\Z")
+
+    def convert_column(values: Sequence[str]) -> list[float] | None:
+        return list(map(float, values)) if all(map(plain.match, values)) else None
+
+    return convert_column
+
+
+_COLUMN_BUILDERS: dict[str, Callable[[FieldDef], ColumnConverter | None]] = {
     **dict.fromkeys(("string", "textarea", "email", "phone", "url", "picklist"), _text_column),
     "boolean": _boolean_column,
     "date": _date_column,
     "datetime": _datetime_column,
+    **dict.fromkeys(NUMBER_TYPES, _number_column),
 }
 
 

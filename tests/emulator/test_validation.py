@@ -385,3 +385,24 @@ def test_a_bulk_datetime_column_is_stored_as_each_cell_would_be() -> None:
     mixed = parser("Widget__c", "csv").parse_table(header, [["w", cells[0]], ["w", "2023-02-29T00:00:00.000Z"]])
     assert mixed[0].values["Launched_At__c"] == "2024-05-01T10:00:00.123+0000" and mixed[0].error is None
     assert mixed[1].error is not None and mixed[1].error.fields == ["Launched_At__c"]
+
+
+@pytest.mark.parametrize(
+    ("field", "cells"),
+    [
+        ("Price__c", ["12.5", "-0", "99999999999999.99", "0012.30", "7"]),  # plain: read whole
+        ("Price__c", ["12.5", "12.345"]),  # more decimals than the scale: rounded cell by cell
+        ("Price__c", ["12.5", "1e3"]),  # an exponent: read cell by cell
+        ("Discount__c", ["999.99", "-1.5"]),
+        ("Score__c", ["123456.1234", "0.00005"]),
+    ],
+)
+def test_a_bulk_number_column_is_stored_as_each_cell_would_be(field: str, cells: list[str]) -> None:
+    rows = parser("Widget__c", "csv").parse_table(["Name", field], [["w", cell] for cell in cells])
+    assert [row.values[field] for row in rows] == [convert("Widget__c", field, cell) for cell in cells]
+
+
+def test_a_bulk_number_column_past_the_fields_digits_fails_those_rows_alone() -> None:
+    rows = parser("Widget__c", "csv").parse_table(["Name", "Discount__c"], [["w", "1.5"], ["w", "1000"]])
+    assert rows[0].values["Discount__c"] == 1.5 and rows[0].error is None
+    assert rows[1].error is not None and rows[1].error.status_code == "NUMBER_OUTSIDE_VALID_RANGE"
