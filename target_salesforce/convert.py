@@ -25,7 +25,6 @@ Decisions (Salesforce leaves room for them or a reason is given):
 from __future__ import annotations
 
 import datetime
-import math
 import re
 import sys
 from collections import deque
@@ -125,6 +124,13 @@ def _as_text(value: Any, name: str) -> str:
     raise _invalid_type(name, value)
 
 
+def _half_length(field: Mapping[str, Any]) -> int:
+    """The longest text certain to fit the field without counting its UTF-16 units: half its length (a character is
+    at most two units), any length when it has none."""
+    limit = int(field.get("length") or 0)
+    return limit // 2 if limit else sys.maxsize
+
+
 def _text(field: Mapping[str, Any], check: Callable[[str, str], str] | None = None) -> Converter:
     """String-like fields; ``check`` validates (and may canonicalise) the text before the length check.
 
@@ -133,7 +139,7 @@ def _text(field: Mapping[str, Any], check: Callable[[str, str], str] | None = No
     """
     name = field["name"]
     limit = int(field.get("length") or 0)
-    half = limit // 2 if limit else math.inf
+    half = _half_length(field)
 
     def convert(value: Any) -> str:
         text = value if value.__class__ is str else _as_text(value, name)
@@ -444,10 +450,9 @@ def _classes(values: list[Any]) -> set[type]:
     return set(map(type, values))
 
 
-def _text_column(limit: int, check: Callable[[list[str]], bool] | None = None) -> ColumnConverter:
-    """Text values as they are, when every one is a str of at most half the field's length (see ``_text``) and
-    passes ``check``; the text converter returns such values unchanged."""
-    half = limit // 2 if limit else sys.maxsize
+def _text_column(half: int, check: Callable[[list[str]], bool] | None = None) -> ColumnConverter:
+    """Text values as they are, when every one is a str of at most ``half`` characters (``_half_length``) and passes
+    ``check``; the text converter returns such values unchanged."""
 
     def convert_column(values: list[Any]) -> list[Any] | None:
         if _classes(values) != {str} or max(map(len, values), default=0) > half:
@@ -503,23 +508,27 @@ def _each(convert: Converter) -> ColumnConverter:
     return convert_column
 
 
+_COLUMN_CONVERTERS: dict[str, ColumnConverter] = {
+    "date": _date_column,
+    "datetime": _datetime_column,
+    "boolean": _boolean_column,
+}
+
+
 def column_converter_for(field: Mapping[str, Any], convert: Converter) -> ColumnConverter:
     """The whole-column form of ``convert``, the converter ``converter_for`` built for ``field``."""
     kind = field.get("type", "string")
     if kind == "email":
-        return _text_column(int(field.get("length") or 0), _all_emails)
+        return _text_column(_half_length(field), _all_emails)
     if kind not in _FACTORIES:
-        return _text_column(int(field.get("length") or 0))
-    return {"date": _date_column, "datetime": _datetime_column, "boolean": _boolean_column}.get(kind) or _each(convert)
+        return _text_column(_half_length(field))
+    return _COLUMN_CONVERTERS.get(kind) or _each(convert)
 
 
 def unchanged_up_to(field: Mapping[str, Any]) -> int:
     """The longest str a column sends as it is, so the record converter copies it without calling the converter:
     for plain text, half the field's length (see ``_text``), any length without a limit; -1 for other types."""
-    if field.get("type", "string") in _FACTORIES:
-        return -1
-    limit = int(field.get("length") or 0)
-    return limit // 2 if limit else sys.maxsize
+    return -1 if field.get("type", "string") in _FACTORIES else _half_length(field)
 
 
 class RecordConverter:
