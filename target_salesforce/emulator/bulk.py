@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from target_salesforce.emulator.faults import Faults
 from target_salesforce.emulator.ids import new_id
@@ -562,17 +562,21 @@ def _header_line(prefix: str, header: list[str]) -> str:
     return prefix + buffer.getvalue()
 
 
-def _result_lines(rows: list[list[str]]) -> str:
-    """Lines of the success or failed results, every value quoted as ``csv.QUOTE_ALL`` quotes (see ``_Results``).
+def _result_lines(rows: list[list[str]]) -> bytes:
+    """Lines of the success or failed results in UTF-8, every value quoted as ``csv.QUOTE_ALL`` quotes (see
+    ``_Results``).
 
     Built with string methods over the whole chunk, since a csv writer costs several microseconds a row and a
     job has a million rows: cells are joined by NUL and rows by SOH, one pass doubles every quote, and the two
-    separators then become ``","`` and ``"\\n"``. Rows whose values hold either separator are quoted cell by cell.
+    separators then become ``","`` and ``"\\n"``; on the encoded bytes, where each pass is a byte search whatever
+    characters the values hold. Rows whose values hold either separator are quoted cell by cell.
     """
-    text = "\x01".join(map("\0".join, rows))
-    if text.count("\0") == sum(map(len, rows)) - len(rows) and text.count("\x01") == len(rows) - 1:
-        return '"' + text.replace('"', '""').replace("\0", '","').replace("\x01", '"\n"') + '"\n' if rows else ""
-    return "".join('"' + '","'.join([cell.replace('"', '""') for cell in row]) + '"\n' for row in rows)
+    if not rows:
+        return b""
+    text = "\x01".join(map("\0".join, rows)).encode("utf-8")
+    if text.count(b"\0") == sum(map(len, rows)) - len(rows) and text.count(b"\x01") == len(rows) - 1:
+        return b'"' + text.replace(b'"', b'""').replace(b"\0", b'","').replace(b"\x01", b'"\n"') + b'"\n'
+    return "".join('"' + '","'.join([cell.replace('"', '""') for cell in row]) + '"\n' for row in rows).encode("utf-8")
 
 
 class _Results:
@@ -586,19 +590,20 @@ class _Results:
 
     def __init__(self, job: Job) -> None:
         self._job = job
-        self._files: dict[str, TextIO] = {}
+        self._files: dict[str, BinaryIO] = {}  # success and failed: lines built as bytes (``_result_lines``)
         self._counts = {"success": 0, "failed": 0, "unprocessed": 0}
 
     def __enter__(self) -> _Results:
-        for kind in self._counts:
-            self._files[kind] = self._job.result_path(kind).open("w", encoding="utf-8", newline="")
-        self._unprocessed = csv.writer(self._files["unprocessed"], lineterminator="\n")
+        for kind in ("success", "failed"):
+            self._files[kind] = self._job.result_path(kind).open("wb")
+        self._unprocessed_file = self._job.result_path("unprocessed").open("w", encoding="utf-8", newline="")
+        self._unprocessed = csv.writer(self._unprocessed_file, lineterminator="\n")
         return self
 
     def start(self, header: list[str]) -> None:
-        self._files["success"].write(_header_line('"sf__Id","sf__Created",', header))
-        self._files["failed"].write(_header_line('"sf__Id","sf__Error",', header))
-        self._files["unprocessed"].write(_header_line("", header))
+        self._files["success"].write(_header_line('"sf__Id","sf__Created",', header).encode("utf-8"))
+        self._files["failed"].write(_header_line('"sf__Id","sf__Error",', header).encode("utf-8"))
+        self._unprocessed_file.write(_header_line("", header))
 
     def add(self, kind: str, rows: list[list[str]]) -> None:
         """Rows of the ``success`` or ``failed`` results (id, outcome, then the uploaded cells), in row order."""
@@ -611,6 +616,6 @@ class _Results:
         self._counts["unprocessed"] += len(kept)
 
     def __exit__(self, *exc: object) -> None:
-        for handle in self._files.values():
+        for handle in (*self._files.values(), self._unprocessed_file):
             handle.close()
         self._job.result_rows = dict(self._counts)
