@@ -19,8 +19,8 @@ import os
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
-from itertools import repeat
-from operator import itemgetter
+from itertools import accumulate, repeat
+from operator import add, itemgetter
 from typing import Any
 
 from target_salesforce.spool import anonymous_file, read_line
@@ -196,10 +196,22 @@ class BulkUpload:
 
     def add_line(self, line: bytes, ref: int) -> bool:
         """``add`` for a row already rendered with a cell for each column, in order (see ``takes_lines_of``)."""
-        end = self.offsets[-1] + len(line) + 2
-        if end > self._room and self._count:
+        return self.add_lines([line], ref)
+
+    def add_lines(self, lines: list[bytes], first_ref: int) -> bool:
+        """``add_line`` of each of ``lines``, naming rows ``first_ref`` on, in one step; all or none: False, adding
+        nothing, when they would take a non-empty upload past MAX_UPLOAD_BYTES (a lone row always fits an empty
+        one: Salesforce is left to refuse it)."""
+        sizes = list(map(len, lines))
+        ends = list(accumulate(map(add, sizes, repeat(len(CRLF))), initial=self.offsets[-1]))
+        if ends[-1] > self._room and (self._count or len(lines) > 1):
             return False
-        self._append(line, end, ref)
+        self.full = ends[-1] + sizes[-1] + len(CRLF) > self._room
+        self._longest = max(self._longest, max(sizes))
+        self._unwritten += lines
+        if len(self._unwritten) >= _LINES_A_WRITE:
+            self._write_lines()
+        self._index_lines(ends[1:], first_ref)
         return True
 
     def takes_lines_of(self, columns: list[str]) -> bool:
@@ -224,8 +236,7 @@ class BulkUpload:
         if end > room and self._count:
             return False
         self._widen(columns, room, padding)
-        self._append(line, end, ref)
-        return True
+        return self.add_lines([line], ref)
 
     def _widen(self, columns: list[str], room: int, padding: int) -> None:
         """Make ``columns`` (the present ones, then new ones) the header from the next line on."""
@@ -234,24 +245,14 @@ class BulkUpload:
         self._known.update(dict.fromkeys(columns))
         self._widths.append((self._count, len(columns)))
 
-    def _append(self, line: bytes, end: int, ref: int) -> None:
-        self.full = end + len(line) + 2 > self._room
-        if len(line) > self._longest:
-            self._longest = len(line)
-        self._unwritten.append(line)
-        if len(self._unwritten) >= _LINES_A_WRITE:
-            self._write_lines()
-        self._index_line(end, ref)
-
-    def _index_line(self, end: int, ref: int) -> None:
-        """Count a line that ends at ``end`` in the file and names row ``ref``."""
-        self.offsets.append(end)
-        if self._refs is not None:
-            self._refs.append(ref)
-        elif ref != self._count:
+    def _index_lines(self, ends: list[int], first_ref: int) -> None:
+        """Count lines that end at ``ends`` in the file and name rows ``first_ref`` on."""
+        self.offsets.extend(ends)
+        if self._refs is None and first_ref != self._count:
             self._refs = array("I", range(self._count))
-            self._refs.append(ref)
-        self._count += 1
+        if self._refs is not None:
+            self._refs.extend(range(first_ref, first_ref + len(ends)))
+        self._count += len(ends)
 
     def _write_lines(self) -> None:
         """Write the lines added since the last write, with their CRLFs, in one call (a call a line costs more)."""
@@ -294,7 +295,7 @@ class BulkUpload:
         for index in lines:
             line = self.line(index)
             other._file.write(line)
-            other._index_line(other.offsets[-1] + len(line), self.refs[index])
+            other._index_lines([other.offsets[-1] + len(line)], self.refs[index])
         return other
 
     def read(self, start: int, size: int) -> bytes:

@@ -274,11 +274,45 @@ class SalesforceSink(BatchSink):
                 if values is not None:
                     self._add_values(record, context, message, values, False)
             return
+        rows = self._convert.rows(converted)
         lines = render_block(converted)
-        for (record, message), values, line in zip(
-            block, self._convert.rows(converted), lines or repeat(None), strict=False
-        ):
+        # A literal #N/A is a value the CSV cannot carry (it means null there): such a row is written the usual way.
+        whole = lines is not None and not any(BULK_NULL in column for column in converted)
+        if whole and self._add_whole(block, rows, lines, context):  # type: ignore[arg-type]  # lines is a list
+            return
+        for (record, message), values, line in zip(block, rows, lines or repeat(None), strict=False):
             self._add_values(record, context, message, values, False, line)
+
+    def _add_whole(
+        self, block: list[tuple[dict, bytes | None]], rows: list[dict[str, Any]], lines: list[bytes], context: dict
+    ) -> bool:
+        """Add a converted block in one step, its lines to the Bulk CSV and its messages to the spool, where each row
+        would go into the CSV as it is (``_add_values``): every row has its message and its merge key where it needs
+        one, and the lines all fit. False, adding nothing, otherwise."""
+        keys = list(map(self._merge_key, rows, repeat(False)))
+        if None in keys and (self.plan.sync_mode != "insert" and not self._new_without_match(False)):
+            return False  # a row without its match value: rejected on its own
+        messages = [message for _, message in block]
+        if None in messages:
+            return False
+        batch, upload = self._started(context)
+        if upload is None or not upload.takes_lines_of(self._convert.targets):
+            return False
+        if not upload.add_lines(lines, len(batch)):
+            return False
+        batch.add_kept(messages, keys)  # type: ignore[arg-type]  # no message is None (checked above)
+        if upload.full:
+            self._batch_limit = self._batch_records_read  # see _add_values
+        return True
+
+    def _started(self, context: dict) -> tuple[SpooledBatch, BulkUpload | None]:
+        """The batch's spool and Bulk CSV (None when its rows are not written by one Bulk job), started with the
+        batch's first row."""
+        batch = context.get("batch")
+        if batch is None:
+            batch = context["batch"] = SpooledBatch(self._merge_key, self.max_size, self._convert)
+            context["upload"] = BulkUpload() if self._builds_upload() else None
+        return batch, context["upload"]
 
     def _converted(self, record: dict, delete: bool) -> dict[str, Any] | None:
         """The record's payload, or None once the record is rejected for a value Salesforce would refuse."""
@@ -310,11 +344,7 @@ class SalesforceSink(BatchSink):
                 [self.plan.match_field or ""],
             )
             return
-        batch = context.get("batch")
-        if batch is None:
-            batch = context["batch"] = SpooledBatch(self._merge_key, self.max_size, self._convert)
-            context["upload"] = BulkUpload() if self._builds_upload() else None
-        upload = context["upload"]
+        batch, upload = self._started(context)
         # A row the upload cannot take (a delete, a literal #N/A, past the byte limit) is written the usual way.
         in_upload = (
             upload is not None

@@ -19,8 +19,11 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from decimal import Decimal
+from itertools import accumulate, repeat
+from operator import add
 from typing import IO, Any
 
 import msgspec
@@ -115,17 +118,44 @@ class SpooledBatch:
             pending += message
             if message[-1:] != b"\n":
                 pending += b"\n"
-        try:
-            self._offsets.append(self._written + len(pending))
-        except OverflowError:
-            self._offsets = array("q", self._offsets)
-            self._offsets.append(self._written + len(pending))
-        if len(pending) >= _WRITE_BYTES:
-            self._write_pending()
+        self._end_lines([self._written + len(pending)])
         slot = len(self._offsets) - 2
+        self._note_key(key)
+        return slot
+
+    def add_kept(self, messages: list[bytes], keys: list[Hashable | None]) -> None:
+        """``add`` of rows whose values went into a Bulk job's CSV (``values_kept_elsewhere``), each with its message
+        and key, in one step: each spools its message alone (the batch has a converter to read values back with)."""
+        assert self._convert is not None
+        pending = self._pending
+        start = self._written + len(pending)
+        if all(map(bytes.endswith, messages, repeat(b"\n"))):
+            pending += _TAB + _TAB.join(messages)
+            sizes = map(len, messages)
+        else:
+            lines = [message if message[-1:] == b"\n" else message + b"\n" for message in messages]
+            pending += _TAB + _TAB.join(lines)
+            sizes = map(len, lines)
+        self._end_lines(accumulate(map(add, sizes, repeat(len(_TAB))), initial=start), skip_first=True)
+        deque(map(self._note_key, keys), maxlen=0)
+
+    def _end_lines(self, ends: Iterable[int], *, skip_first: bool = False) -> None:
+        """Record where the lines just added to ``_pending`` end in the file (after the first of ``ends`` when
+        ``skip_first``), and write the pending bytes once they are many."""
+        ends = list(ends)[1:] if skip_first else ends
+        try:
+            self._offsets.extend(ends)
+        except OverflowError:  # the file passed 4 GB: offsets of 8 bytes from now on
+            self._offsets = array("q", self._offsets)
+            self._offsets.extend(ends)
+        if len(self._pending) >= _WRITE_BYTES:
+            self._write_pending()
+
+    def _note_key(self, key: Hashable | None) -> None:
+        """Keep a new row's key hash bits, and flag its key as maybe repeated when the filter has seen its bit."""
         if key is None:
             self._hashes.append(0)
-            return slot
+            return
         h = hash(key)
         self._hashes.append(h & _HASH_MASK)
         bit = h & self._mask
@@ -134,7 +164,6 @@ class SpooledBatch:
             self._maybe_repeated.add(key)
         else:
             bits[bit >> 3] |= 1 << (bit & 7)
-        return slot
 
     def _write_pending(self) -> None:
         self._file.write(self._pending)

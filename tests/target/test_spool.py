@@ -8,6 +8,7 @@ import csv
 import io
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from target_salesforce import bulk_results, bulk_upload
@@ -132,6 +133,64 @@ def test_values_kept_in_a_bulk_job_are_converted_again_from_the_message_when_rea
     assert [row.values for row in batch] == [{"k": 1, "Name": "B"}, {"k": 2, "Name": "kept"}]
     assert batch.row(0).values == {"k": 1, "Name": "A"}
     batch.close()
+
+
+def test_rows_kept_in_a_bulk_job_spooled_a_block_at_once_are_the_rows_spooled_one_by_one() -> None:
+    """``add_kept`` spools the same bytes as ``add`` row by row (a message without its line ending gains one), and
+    the rows merge and read back the same."""
+
+    def convert(record: dict) -> dict:
+        return {"k": record["key"], "Name": record["name"].upper()}
+
+    def message(key: object, name: str) -> bytes:
+        return msgspec.json.encode({"type": "RECORD", "stream": "s", "record": {"key": key, "name": name}}) + b"\n"
+
+    records = [(1, "a"), (2, "b"), (1, "c"), (None, "d")]
+    messages = [message(k, n) for k, n in records]
+    messages[-1] = messages[-1].rstrip(b"\n")  # the input's last line may lack its line ending
+    one_by_one, at_once = SpooledBatch(merge_by_key, 10, convert), SpooledBatch(merge_by_key, 10, convert)
+    one_by_one.add({"key": 0, "name": "z"}, {"k": 0, "Name": "Z"}, False, 0)  # a row before: slots go on from it
+    at_once.add({"key": 0, "name": "z"}, {"k": 0, "Name": "Z"}, False, 0)
+    for (key, name), line in zip(records, messages, strict=True):
+        one_by_one.add(
+            {"key": key, "name": name},
+            convert({"key": key, "name": name}),
+            False,
+            key,
+            line,
+            values_kept_elsewhere=True,
+        )
+    at_once.add_kept(messages, [key for key, _ in records])
+    assert len(at_once) == len(one_by_one) == 5
+    assert at_once.merge() == one_by_one.merge() == {1}
+    assert [(r.ref, r.values, r.records) for r in at_once] == [(r.ref, r.values, r.records) for r in one_by_one]
+    assert at_once.row(4).values == {"k": None, "Name": "D"}
+    one_by_one.close()
+    at_once.close()
+
+
+def test_lines_added_a_block_at_once_are_the_lines_added_one_by_one(monkeypatch) -> None:
+    """``add_lines`` writes and indexes its lines as ``add_line`` does one by one (refs included, once they stop
+    being line indexes), and takes none of a block that would not all fit."""
+    lines = [bulk_upload.render_filled([f"n{i}", "x"]) for i in range(6)]
+    one_by_one, at_once = BulkUpload(), BulkUpload()
+    for upload in (one_by_one, at_once):
+        assert upload.takes_lines_of(["Name", "Other"])
+    for ref, line in zip((0, 1, 2, 4, 5, 6), lines, strict=True):  # slot 3 is not in the job
+        assert one_by_one.add_line(line, ref)
+    assert at_once.add_lines(lines[:3], 0) and at_once.add_lines(lines[3:], 4)
+    assert b"".join(at_once.body()) == b"".join(one_by_one.body())
+    assert list(at_once.refs) == list(one_by_one.refs) == [0, 1, 2, 4, 5, 6]
+    assert list(at_once.offsets) == list(one_by_one.offsets) and at_once.full == one_by_one.full
+    one_by_one.close()
+    at_once.close()
+
+    monkeypatch.setattr(bulk_upload, "MAX_UPLOAD_BYTES", 40)
+    small = BulkUpload()
+    assert small.takes_lines_of(["Name"])  # a header of 6 bytes: room for 34
+    assert not small.add_lines([b'"0123456789"'] * 3, 0) and len(small) == 0  # 3 lines of 14 bytes: none taken
+    assert small.add_lines([b'"0123456789"'] * 2, 0) and len(small) == 2 and small.full
+    small.close()
 
 
 def parse(body: bulk_upload.FileBody) -> list[list[str]]:
