@@ -136,17 +136,17 @@ class SpooledBatch:
             lines = [message if message[-1:] == b"\n" else message + b"\n" for message in messages]
             pending += _TAB + _TAB.join(lines)
             sizes = map(len, lines)
-        self._end_lines(accumulate(map(add, sizes, repeat(len(_TAB))), initial=start), skip_first=True)
+        self._end_lines(list(accumulate(map(add, sizes, repeat(len(_TAB))), initial=start))[1:])
         deque(map(self._note_key, keys), maxlen=0)
 
-    def _end_lines(self, ends: Iterable[int], *, skip_first: bool = False) -> None:
-        """Record where the lines just added to ``_pending`` end in the file (after the first of ``ends`` when
-        ``skip_first``), and write the pending bytes once they are many."""
-        ends = list(ends)[1:] if skip_first else ends
+    def _end_lines(self, ends: list[int]) -> None:
+        """Record where the lines just added to ``_pending`` end in the file, and write the pending bytes once they
+        are many."""
+        count = len(self._offsets)
         try:
             self._offsets.extend(ends)
         except OverflowError:  # the file passed 4 GB: offsets of 8 bytes from now on
-            self._offsets = array("q", self._offsets)
+            self._offsets = array("q", self._offsets[:count])  # without those appended before the overflow
             self._offsets.extend(ends)
         if len(self._pending) >= _WRITE_BYTES:
             self._write_pending()

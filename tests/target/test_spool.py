@@ -193,6 +193,20 @@ def test_lines_added_a_block_at_once_are_the_lines_added_one_by_one(monkeypatch)
     small.close()
 
 
+def test_line_offsets_past_4_gb_take_8_bytes_each_whether_added_one_by_one_or_at_once() -> None:
+    """A spool file past 4 GB (here: as if, by its count of bytes written) keeps every offset, none twice."""
+    batch = SpooledBatch(merge_by_key, 10, lambda record: record)
+    batch.add({"k": 0}, {"k": 0}, False, 0)
+    batch._written = 2**32 - 60  # as if 4 GB had nearly been written: the second row below ends past it
+    messages = [b'{"record":{"k":%d}}\n' % n for n in range(1, 4)]
+    batch.add_kept(messages, [1, 2, 3])
+    batch.add({"k": 4}, {"k": 4}, False, 4, messages[0], values_kept_elsewhere=True)
+    assert batch._offsets.typecode == "q" and len(batch) == 5
+    ends = list(batch._offsets)
+    assert ends == sorted(ends) and len(set(ends)) == len(ends) and ends[-1] > 2**32
+    batch.close()
+
+
 def parse(body: bulk_upload.FileBody) -> list[list[str]]:
     data = b"".join(body)
     assert len(data) == len(body)  # the Content-Length requests sends
