@@ -248,9 +248,7 @@ class SalesforceSink(BatchSink):
                 self._add_block(context)
             return
         self._add_block(context)
-        values = self._converted(record, delete)
-        if values is not None:
-            self._add_values(record, context, message, values, delete)
+        self._add_one(record, context, message, delete)
 
     def _takes_a_block(self, context: dict) -> bool:
         """Whether the next records go into a block: the batch builds its Bulk CSV as it is read (or will, once
@@ -270,15 +268,16 @@ class SalesforceSink(BatchSink):
         converted = self._convert.block([record for record, _ in block])
         if converted is None:
             for record, message in block:
-                values = self._converted(record, False)
-                if values is not None:
-                    self._add_values(record, context, message, values, False)
+                self._add_one(record, context, message, False)
             return
         rows = self._convert.rows(converted)
         lines = render_block(converted)
-        # A literal #N/A is a value the CSV cannot carry (it means null there): such a row is written the usual way.
-        whole = lines is not None and not any(BULK_NULL in column for column in converted)
-        if whole and self._add_whole(block, rows, lines, context):  # type: ignore[arg-type]  # lines is a list
+        if (
+            lines is not None
+            # A literal #N/A is a value the CSV cannot carry (it means null there): its row is written the usual way.
+            and not any(BULK_NULL in column for column in converted)
+            and self._add_whole(block, rows, lines, context)
+        ):
             return
         for (record, message), values, line in zip(block, rows, lines or repeat(None), strict=False):
             self._add_values(record, context, message, values, False, line)
@@ -290,7 +289,7 @@ class SalesforceSink(BatchSink):
         would go into the CSV as it is (``_add_values``): every row has its message and its merge key where it needs
         one, and the lines all fit. False, adding nothing, otherwise."""
         keys = list(map(self._merge_key, rows, repeat(False)))
-        if None in keys and (self.plan.sync_mode != "insert" and not self._new_without_match(False)):
+        if None in keys and self._needs_key(False):
             return False  # a row without its match value: rejected on its own
         messages = [message for _, message in block]
         if None in messages:
@@ -314,13 +313,14 @@ class SalesforceSink(BatchSink):
             context["upload"] = BulkUpload() if self._builds_upload() else None
         return batch, context["upload"]
 
-    def _converted(self, record: dict, delete: bool) -> dict[str, Any] | None:
-        """The record's payload, or None once the record is rejected for a value Salesforce would refuse."""
+    def _add_one(self, record: dict, context: dict, message: bytes | None, delete: bool) -> None:
+        """Convert and add one record, or reject it for a value Salesforce would refuse."""
         try:
-            return (self._convert_delete if delete else self._convert)(record)
+            values = (self._convert_delete if delete else self._convert)(record)
         except RecordRejected as exc:
             self._reject(record, exc.code, exc.message, exc.fields)
-            return None
+            return
+        self._add_values(record, context, message, values, delete)
 
     def _add_values(
         self,
@@ -334,8 +334,7 @@ class SalesforceSink(BatchSink):
         """Spool a converted record to the batch (and its Bulk CSV); ``line`` is its CSV line when already
         rendered with a cell for each of the payload's keys, in order."""
         key = self._merge_key(values, delete)
-        # No match value: only an upsert on Id can do without (a new record); the others cannot match.
-        if key is None and (delete or self.plan.sync_mode != "insert") and not self._new_without_match(delete):
+        if key is None and self._needs_key(delete):
             self._reject(
                 record,
                 "MATCH_VALUE_MISSING",
@@ -366,8 +365,13 @@ class SalesforceSink(BatchSink):
         grow to ``bulk_threshold`` rows (a smaller batch goes through Collections)."""
         return self._bulk_ahead is not None and (self.settings.api == "bulk" or self.max_size >= self._bulk_threshold)
 
-    def _new_without_match(self, delete: bool) -> bool:
-        return not delete and self.plan.match_kind == "id" and self.plan.sync_mode == "upsert"
+    def _needs_key(self, delete: bool) -> bool:
+        """Whether a row without a match value cannot be written: an insert needs none and an upsert on Id creates
+        a new record; any other row (a delete included) cannot match."""
+        if delete:
+            return True
+        mode = self.plan.sync_mode
+        return mode != "insert" and not (mode == "upsert" and self.plan.match_kind == "id")
 
     def process_batch(self, context: dict) -> None:
         """Write a batch; a full one drained while records stream in is written in the background.
