@@ -577,7 +577,7 @@ class RecordConverter:
             raise RecordRejected([t for t, _ in bad], bad[0][1].code, "; ".join(exc.message for _, exc in bad))
         return out
 
-    def block(self, records: list[Mapping[str, Any]]) -> list[list[Any]] | None:
+    def block(self, records: list[dict[str, Any]]) -> list[list[Any]] | None:
         """The payloads of a block of records, a column at a time: per column, the value of each record, as
         ``__call__`` converts it. None when some record needs ``__call__`` (a null, a missing field, a value to
         reject): each record of the block is then converted on its own.
