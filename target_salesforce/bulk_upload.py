@@ -85,8 +85,13 @@ def render_filled(cells: list[str]) -> bytes:
     """
     text = "\x00".join(cells).encode("utf-8")  # bytes: their replace is faster than str's on non-ASCII text
     if text.count(b"\x00") == len(cells) - 1:
-        return b'"' + text.replace(b'"', b'""').replace(b"\x00", b'","') + b'"'
+        return _quoted(text)
     return _render_each(cells)
+
+
+def _quoted(text: bytes) -> bytes:
+    """Cells joined by NUL (none holding a NUL) as a CSV line: each cell quoted, its quotes doubled."""
+    return b'"' + text.replace(b'"', b'""').replace(b"\x00", b'","') + b'"'
 
 
 def _column_cells(column: list[Any]) -> list[str]:
@@ -111,7 +116,7 @@ def render_block(columns: list[list[Any]]) -> list[bytes] | None:
     text = "\x01".join(map("\x00".join, zip(*cells, strict=True))).encode("utf-8")
     if text.count(b"\x00") != rows * (len(cells) - 1) or text.count(b"\x01") != rows - 1:
         return None
-    return (b'"' + text.replace(b'"', b'""').replace(b"\x00", b'","').replace(b"\x01", b'"\x01"') + b'"').split(b"\x01")
+    return _quoted(text).replace(b"\x01", b'"\x01"').split(b"\x01")
 
 
 def _render_each(cells: list[str]) -> bytes:
@@ -223,7 +228,7 @@ class BulkUpload:
 
     def has_room_for(self, rows: int) -> bool:
         """Whether ``rows`` more lines as long as the longest so far would fit."""
-        return self.offsets[-1] + rows * (self._longest + 2) <= self._room
+        return self.offsets[-1] + rows * (self._longest + len(CRLF)) <= self._room
 
     def _add_widening(self, values: dict[str, Any], ref: int) -> bool:
         """``add`` for a row with keys that are not columns yet: they become the last columns if the row fits."""

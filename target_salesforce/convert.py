@@ -52,10 +52,10 @@ MALFORMED_ID = "MALFORMED_ID"
 OUT_OF_RANGE = "NUMBER_OUTSIDE_VALID_RANGE"
 
 _PREVIEW_CHARS = 40
-# 15 case-sensitive characters, optionally the 3-character case checksum (read case-insensitively by Salesforce).
 # The plain forms columns are read in whole: a date as Salesforce reads it, a datetime with milliseconds or finer.
 _PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 _MILLIS_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}")
+# 15 case-sensitive characters, optionally the 3-character case checksum (read case-insensitively by Salesforce).
 _ID_SHAPE = re.compile(r"[0-9A-Za-z]{15}(?:[A-Za-z0-5]{3})?\Z")
 _EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s.][^@\s]*\.[^@\s.]+\Z")
 # Room for any value Salesforce can hold (18 digits) plus a wide margin, independent of the thread's context.

@@ -300,8 +300,7 @@ class SalesforceSink(BatchSink):
         if not upload.add_lines(lines, len(batch)):
             return False
         batch.add_kept(messages, keys)  # type: ignore[arg-type]  # no message is None (checked above)
-        if upload.full:
-            self._batch_limit = self._batch_records_read  # see _add_values
+        self._end_batch_if_full(upload)
         return True
 
     def _started(self, context: dict) -> tuple[SpooledBatch, BulkUpload | None]:
@@ -356,8 +355,13 @@ class SalesforceSink(BatchSink):
             )
         )
         batch.add(record, values, delete, key, message, values_kept_elsewhere=in_upload)
-        if in_upload and upload.full:
-            # The batch ends with its job's CSV at the upload limit: one job a batch, not a second for the rest.
+        if in_upload:
+            self._end_batch_if_full(upload)
+
+    def _end_batch_if_full(self, upload: BulkUpload) -> None:
+        """End the batch with the record just read once its job's CSV is at the upload limit: one job a batch, not
+        a second for the rest."""
+        if upload.full:
             self._batch_limit = self._batch_records_read
 
     def _builds_upload(self) -> bool:
