@@ -21,6 +21,7 @@ from target_salesforce.bulk_results import ResultMatcher, count_successes
 from target_salesforce.bulk_upload import BulkUpload, FileBody
 from target_salesforce.client import OutcomeUnknown
 from target_salesforce.errors import TargetError
+from target_salesforce.interpreter import brisk_handovers
 from target_salesforce.outcomes import LOCK_ERROR, LOCK_RETRIES, Outcome, wait_before_lock_retry
 from target_salesforce.spool import anonymous_file
 
@@ -89,10 +90,12 @@ class BulkWriter:
         locked_rounds = failed_rounds = 0
         try:
             while True:
-                job_id = self._start_job(op, sobject, ext_field, upload.body())
+                with brisk_handovers():
+                    job_id = self._start_job(op, sobject, ext_field, upload.body())
                 info = self._wait(job_id, len(upload))
-                if counted is not None and self._count(job_id, info, len(upload), counted):
-                    return
+                with brisk_handovers():
+                    if counted is not None and self._count(job_id, info, len(upload), counted):
+                        return
                 matcher = ResultMatcher(upload)
                 again: list[int] = []
                 for index, outcome in self._results(job_id, matcher, failed=info.get("numberRecordsFailed") != 0):
@@ -246,7 +249,7 @@ class BulkWriter:
         for attempt in range(1, UPLOAD_ATTEMPTS + 1):
             file = anonymous_file()
             try:
-                with self._client.request("GET", path, stream=True) as response:
+                with brisk_handovers(), self._client.request("GET", path, stream=True) as response:
                     for chunk in response.iter_content(1 << 20):
                         file.write(chunk)
             except requests.RequestException as exc:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import copy
-import gc
 import os
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
 from functools import cached_property
 from typing import IO
 
@@ -20,6 +17,7 @@ from singer_sdk.target_base import Target
 from target_salesforce.budget import stop_message
 from target_salesforce.dependencies import DependencyGraph, levels, parents_among
 from target_salesforce.errors import ApiLimitReached, ConfigError, TargetError
+from target_salesforce.interpreter import interpreter_tuned_for_records
 from target_salesforce.reader import LineCountingReader
 from target_salesforce.record_path import RecordPath
 from target_salesforce.run_context import RunContext
@@ -29,8 +27,6 @@ from target_salesforce.summary import Tally
 
 # Seconds between progress lines on long runs; TARGET_SALESFORCE_PROGRESS_SECONDS overrides it (tests use 0).
 PROGRESS_SECONDS = 10.0
-# How long a thread may keep the interpreter while another wants it, during a run (see interpreter_tuned_for_records).
-SWITCH_INTERVAL_SECONDS = 0.05
 # Seconds between the checks that follow a record but need not follow each one (see _process_record_message).
 CHECK_SECONDS = 0.05
 # Seconds between two checks of singer-sdk's record age limit (a full drain once a record has waited 5 minutes):
@@ -43,38 +39,6 @@ def progress_interval() -> float:
         return float(os.environ.get("TARGET_SALESFORCE_PROGRESS_SECONDS", PROGRESS_SECONDS))
     except ValueError:
         return PROGRESS_SECONDS
-
-
-@contextmanager
-def interpreter_tuned_for_records() -> Iterator[None]:
-    """Make the cyclic garbage collector cheap and thread switches rarer while records stream through; both are
-    restored afterwards.
-
-    A batch holds tens of thousands of rows (dicts) at once, and with the default thresholds the collector ran 800
-    times per 100,000 records, each time walking the rows it holds and, at full collections, every object imports
-    made: about 3 µs of CPU per record. Records, rows and their values are freed by reference counting (they form no
-    cycles), so the collector only has stragglers to find: objects made before the first record are frozen out of
-    its walks and it runs once per 200,000 new container objects instead of 700. At 50,000 it still ran about 2,600
-    times per million records, its full collections taking 35 ms each (0.85 µs a record; 0.2 µs at 200,000, measured
-    with gc.callbacks on 300,000 records). Restoring matters where the target runs inside another process (singer-sdk's
-    standard tests do).
-
-    While a full batch is written in the background, the reading thread and the writing thread both want the CPU,
-    and Python hands the interpreter from one to the other every 5 ms by default; every 50 ms costs less in
-    hand-overs (1M upsert-bulk records: 25 against 28 µs of CPU a record, mean of 3 runs against 2), and neither
-    thread waits on the other for anything that needs a shorter turn (the writer's network waits release it).
-    """
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(200_000, 20, 10)
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(switch_interval)
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 class TargetSalesforce(Target):

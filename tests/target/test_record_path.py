@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from target_salesforce.target import interpreter_tuned_for_records
+from target_salesforce.interpreter import interpreter_tuned_for_records
 from tests.target.conftest import record_msg, schema_msg, state_msg, string_props
 
 STREAM = "contacts"
