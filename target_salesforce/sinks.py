@@ -71,6 +71,10 @@ class SalesforceSink(BatchSink):
     # (reading runs about twice as fast as the emulator's processing). Measured on 1M upsert-bulk records: 50,000
     # rows left the job pipeline idle for about 9 s; 200,000 took 41-44 s against 46-52 s in all.
     BULK_FIRST_SIZE_DEFAULT = 200_000
+    # A later batch ends early, once the job before it has ended, if it holds BULK_GROWTH times that job's rows:
+    # Salesforce is then idle, and waiting for a full batch would leave it so (see end_batch_if_idle). The growth
+    # keeps the jobs few when Salesforce is faster than reading: 200,000, 300,000, 450,000, then full batches.
+    BULK_GROWTH = 1.5
 
     def __init__(self, target: Target, stream_name: str, schema: dict, key_properties: Sequence[str] | None) -> None:
         self._run: RunContext = target.run_context  # type: ignore[attr-defined]
@@ -78,6 +82,7 @@ class SalesforceSink(BatchSink):
         self.tally = Tally()
         self._keeps_deleted_at = stream_settings(target.config, stream_name).process_deletes
         self._drained_once = False
+        self._last_batch_rows = 0  # records in the batch drained last (see end_batch_if_idle)
         self._block: list[tuple[dict, bytes | None]] = []  # records held for the next block (see add_record)
         super().__init__(target, stream_name, schema, key_properties)
 
@@ -390,6 +395,7 @@ class SalesforceSink(BatchSink):
         batch: SpooledBatch | None = context.pop("batch", None)
         upload: BulkUpload | None = context.pop("upload", None)
         self._drained_once = True
+        self._last_batch_rows = self._batch_records_read
         self._batch_limit = self.max_size
         self.wait_for_writes()
         if batch is None:
@@ -436,6 +442,18 @@ class SalesforceSink(BatchSink):
         """Take in a background write that has ended, so its failure stops the run at once (called now and then)."""
         if self._writing is not None and self._writing[0].done():
             self.wait_for_writes()
+            self._end_batch_if_idle()
+
+    def _end_batch_if_idle(self) -> None:
+        """End the batch being read with the next record, now that Salesforce has finished the job before it, if
+        it has BULK_GROWTH times that job's rows: its job starts at once instead of once the batch is full.
+
+        Measured on 1M upsert-bulk records: the emulator sat idle for 6-9 s while the second batch of 500,000 was
+        read, then the third job's processing came after the end of input all the same.
+        """
+        enough = max(self.BULK_FIRST_SIZE_DEFAULT, self.BULK_GROWTH * self._last_batch_rows)
+        if self.batch_size_rows is None and self.settings.api != "rest" and self._batch_records_read >= enough:
+            self._batch_limit = self._batch_records_read
 
     def _settle(self, batch: Tally) -> None:
         """Count a written batch's rows, in the reading thread: also when the run stops mid-batch at the API limit,

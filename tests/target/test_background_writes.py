@@ -9,9 +9,13 @@ record before it is written or rejected, and the last STATE covers the whole inp
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from typing import Any
 
-from tests.target.conftest import record_msg, schema_msg, state_msg
+from tests.target.conftest import encode, record_msg, schema_msg, state_msg, string_props, target_env
 
 BATCH = 50
 PROPERTIES = {"External_Id__c": {"type": "string"}, "Name": {"type": ["string", "null"], "maxLength": 80}}
@@ -56,3 +60,58 @@ def test_reading_goes_on_while_a_full_batch_is_written(sf, emulator, run_target,
     versions = [s["bookmarks"]["accounts"]["version"] for s in result.states]
     assert versions == sorted(versions)
     assert versions[-1] == 3
+
+
+# The real CLI, with the Bulk batch sizes of a million-row run scaled down a thousandfold.
+SCALED_DOWN_CLI = (
+    "import sys; from target_salesforce.sinks import SalesforceSink as S; "
+    "S.BULK_FIRST_SIZE_DEFAULT = 200; S.BULK_MAX_SIZE_DEFAULT = 500; "
+    "from target_salesforce.cli import main; sys.exit(main())"
+)
+
+
+def test_a_batch_ends_early_once_the_job_before_it_has_ended(sf, emulator, tmp_path, base_config) -> None:
+    """Once Salesforce has finished a job, the batch being read ends with its next record if it holds 1.5 times
+    that job's rows, rather than at its full size: Salesforce starts on it at once. Records are fed in stages:
+    the first batch, more records while its job runs, then (once its results are fetched) records one by one.
+    Job sizes read back from Salesforce's list of ingest jobs, the records through SOQL."""
+    config = {**base_config, "object": "Contact", "sync_mode": "insert", "api": "bulk"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    emulator.set_faults(bulk_processing_delay_ms=1000)
+    before = {job["id"] for job in sf.restful("jobs/ingest")["records"]}
+    calls_before = len(emulator.calls())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCALED_DOWN_CLI, "--config", str(tmp_path / "config.json")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=target_env(emulator["ca_bundle"]),
+        cwd=tmp_path,
+    )
+    assert proc.stdin is not None
+    names = iter(f"Early{i}" for i in range(10_000))
+
+    def feed(count: int, pause: float = 0.0) -> None:
+        for _ in range(count):
+            proc.stdin.write(encode([record_msg("contacts", {"LastName": next(names)})]).encode())
+            proc.stdin.flush()
+            time.sleep(pause)
+
+    proc.stdin.write(encode([schema_msg("contacts", string_props("LastName"))]).encode())
+    feed(200 + 300)  # the first batch (a job), then 300 records read while its job runs
+    deadline = time.monotonic() + 60
+    while not any("successfulResults" in c["path"] for c in emulator.calls()[calls_before:]):
+        assert time.monotonic() < deadline, "the first job never ended"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the target counts the results
+    feed(5, pause=0.2)  # the second batch ends with one of these: 300 read is 1.5 times the first job's 200
+    feed(400)  # the rest, read while the second job runs: a third job
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr.decode()
+
+    jobs = [job for job in sf.restful("jobs/ingest")["records"] if job["id"] not in before]
+    sizes = [sf.restful(f"jobs/ingest/{job['id']}")["numberRecordsProcessed"] for job in jobs]
+    assert sizes[0] == 200
+    assert 301 <= sizes[1] <= 305, sizes  # without the early end: 500, the full batch
+    assert sum(sizes) == 905 and len(sizes) == 3
+    assert sf.query("SELECT COUNT() FROM Contact WHERE LastName LIKE 'Early%'")["totalSize"] == 905
