@@ -30,7 +30,7 @@ import sys
 from collections import deque
 from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from itertools import repeat
+from itertools import compress, repeat
 from operator import add, attrgetter, is_
 from typing import TYPE_CHECKING, Any
 
@@ -508,6 +508,39 @@ def _each(convert: Converter) -> ColumnConverter:
     return convert_column
 
 
+def _number_column(field: Mapping[str, Any], convert: Converter) -> ColumnConverter:
+    """Decimals rounded to the field's scale a column at a time, each sent as ``_number`` sends it, when every value
+    is a finite Decimal that, rounded, is in range and has at most _FLOAT_DIGITS significant digits; any other
+    column goes through ``convert`` value by value (``_each``).
+
+    Rounded, a number whose first digit is at 10**k (its ``adjusted``) is under 10**(k + 1): one maximum over the
+    column tells both range and digits. Such a number goes as a float, or as an int when integral, and a float of at
+    most 15 significant digits is integral exactly when its decimal is.
+    """
+    each = _each(convert)
+    precision, scale = int(field.get("precision") or 0), int(field.get("scale") or 0)
+    if not precision:
+        return each
+    quantum = Decimal(1).scaleb(-scale)
+    limit = min(_FLOAT_DIGITS - 1 - scale, precision - scale - 1)
+
+    def convert_column(values: list[Any]) -> list[Any] | None:
+        if _classes(values) != {Decimal} or not all(map(Decimal.is_finite, values)):
+            return each(values)
+        try:
+            rounded = list(map(Decimal.quantize, values, repeat(quantum), repeat(None), repeat(_DECIMAL_CONTEXT)))
+        except InvalidOperation:
+            return each(values)
+        if max(map(Decimal.adjusted, rounded), default=limit) > limit:
+            return each(values)
+        numbers: list[Any] = list(map(float, rounded))
+        for i in compress(range(len(numbers)), map(float.is_integer, numbers)):
+            numbers[i] = int(rounded[i])
+        return numbers
+
+    return convert_column
+
+
 _COLUMN_CONVERTERS: dict[str, ColumnConverter] = {
     "date": _date_column,
     "datetime": _datetime_column,
@@ -522,6 +555,8 @@ def column_converter_for(field: Mapping[str, Any], convert: Converter) -> Column
         return _text_column(_half_length(field), _all_emails)
     if kind not in _FACTORIES:
         return _text_column(_half_length(field))
+    if _FACTORIES[kind] is _number:
+        return _number_column(field, convert)
     return _COLUMN_CONVERTERS.get(kind) or _each(convert)
 
 

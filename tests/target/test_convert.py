@@ -566,6 +566,7 @@ def test_a_block_converts_every_column_as_each_record_is_converted():
         ("Count__c", Decimal("1.5")),
         ("Size__c", "Huge"),
         ("Price__c", None),  # a null: cleared record by record
+        ("Price__c", Decimal("1e14")),  # out of range for currency(16, 2): rejected record by record
     ],
 )
 def test_a_block_with_a_value_that_needs_its_record_converted_alone_is_not_converted_whole(name, value):
@@ -575,6 +576,27 @@ def test_a_block_with_a_value_that_needs_its_record_converted_alone_is_not_conve
     assert convert.block(records) is None
     del records[3][name]  # a field missing from one record: that record's payload lacks it
     assert convert.block(records) is None
+
+
+@pytest.mark.parametrize(
+    "prices",
+    [
+        ["1.125", "-2.5", "3", "0.004", "-0.001", "1.999", "99999999999.99"],  # rounded half up; integral once rounded
+        ["1.5", "9999999999999.99", "99999999999999.99"],  # 15 digits go as a float, 16 as the Decimal
+        ["0.5", "1.5", 7],  # an int among the Decimals
+    ],
+)
+def test_a_number_column_is_sent_as_each_value_of_it_would_be(prices):
+    convert = widget_converter()
+    records = [widget_record(i) for i in range(len(prices))]
+    for record, price in zip(records, prices, strict=True):
+        record["Price__c"] = Decimal(price) if isinstance(price, str) else price
+    columns = convert.block(records)
+    assert columns is not None
+    at = convert.targets.index("Price__c")
+    expected = [convert(record)["Price__c"] for record in records]
+    assert columns[at] == expected
+    assert list(map(type, columns[at])) == list(map(type, expected))
 
 
 def test_a_datetime_column_is_cut_to_salesforce_form():
