@@ -220,15 +220,23 @@ class SalesforceSink(BatchSink):
 
     def _merge_key(self, values: dict[str, Any], delete: bool) -> Hashable | None:
         """What merges records of a batch (the last wins): the match value; None for a row never merged."""
-        plan = self.plan
-        inserts = plan.sync_mode == "insert"
-        if inserts and not delete:
+        match_field = self.plan.match_field
+        return self._key_of(values.get(match_field) if match_field else None, delete)
+
+    def _key_of(self, value: Any, delete: bool) -> Hashable | None:
+        """``_merge_key`` of a row whose match value is ``value``."""
+        inserts = self.plan.sync_mode == "insert"
+        if value is None or (inserts and not delete):
             return None  # inserts are never merged: each creates a record
-        value = values.get(plan.match_field) if plan.match_field else None
-        if value is None:
-            return None
         key = match_key(value, self._match_case_sensitive)
         return ("delete", key) if delete and inserts else key  # deletes of one record merge
+
+    def _block_keys(self, columns: list[list[Any]]) -> list[Hashable | None]:
+        """Each row's ``_merge_key``, read from a converted block's match column rather than from payloads."""
+        targets, match_field = self._convert.targets, self.plan.match_field
+        if match_field not in targets:
+            return [None] * len(columns[0])
+        return list(map(self._key_of, columns[targets.index(match_field)], repeat(False)))
 
     def process_record(self, record: dict, context: dict) -> None:
         self.add_record(record, context, None)
@@ -275,25 +283,26 @@ class SalesforceSink(BatchSink):
             for record, message in block:
                 self._add_one(record, context, message, False)
             return
-        rows = self._convert.rows(converted)
         lines = render_block(converted)
         if (
             lines is not None
             # A literal #N/A is a value the CSV cannot carry (it means null there): its row is written the usual way.
             and not any(BULK_NULL in column for column in converted)
-            and self._add_whole(block, rows, lines, context)
+            and self._add_whole(block, converted, lines, context)
         ):
             return
+        rows = self._convert.rows(converted)
         for (record, message), values, line in zip(block, rows, lines or repeat(None), strict=False):
             self._add_values(record, context, message, values, False, line)
 
     def _add_whole(
-        self, block: list[tuple[dict, bytes | None]], rows: list[dict[str, Any]], lines: list[bytes], context: dict
+        self, block: list[tuple[dict, bytes | None]], columns: list[list[Any]], lines: list[bytes], context: dict
     ) -> bool:
         """Add a converted block in one step, its lines to the Bulk CSV and its messages to the spool, where each row
         would go into the CSV as it is (``_add_values``): every row has its message and its merge key where it needs
-        one, and the lines all fit. False, adding nothing, otherwise."""
-        keys = list(map(self._merge_key, rows, repeat(False)))
+        one, and the lines all fit. False, adding nothing, otherwise. No payload is built: the spool keeps the
+        messages, and the keys come from the match column."""
+        keys = self._block_keys(columns)
         if None in keys and self._needs_key(False):
             return False  # a row without its match value: rejected on its own
         messages = [message for _, message in block]
