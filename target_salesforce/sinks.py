@@ -12,6 +12,7 @@ written or rejected.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -71,8 +72,8 @@ class SalesforceSink(BatchSink):
     # (reading runs about twice as fast as the emulator's processing). Measured on 1M upsert-bulk records: 50,000
     # rows left the job pipeline idle for about 9 s; 200,000 took 41-44 s against 46-52 s in all.
     BULK_FIRST_SIZE_DEFAULT = 200_000
-    # A later batch ends early, once the job before it has ended, if it holds BULK_GROWTH times that job's rows:
-    # Salesforce is then idle, and waiting for a full batch would leave it so (see end_batch_if_idle). The growth
+    # Once the job before it has ended, a later batch ends as soon as it holds BULK_GROWTH times that job's rows:
+    # Salesforce is then idle, and waiting for a full batch would leave it so (see _end_batch_if_idle). The growth
     # keeps the jobs few when Salesforce is faster than reading: 200,000, 300,000, 450,000, then full batches.
     BULK_GROWTH = 1.5
 
@@ -82,7 +83,7 @@ class SalesforceSink(BatchSink):
         self.tally = Tally()
         self._keeps_deleted_at = stream_settings(target.config, stream_name).process_deletes
         self._drained_once = False
-        self._last_batch_rows = 0  # records in the batch drained last (see end_batch_if_idle)
+        self._last_batch_rows = 0  # records in the batch drained last (see _end_batch_if_idle)
         self._block: list[tuple[dict, bytes | None]] = []  # records held for the next block (see add_record)
         super().__init__(target, stream_name, schema, key_properties)
 
@@ -454,15 +455,15 @@ class SalesforceSink(BatchSink):
             self._end_batch_if_idle()
 
     def _end_batch_if_idle(self) -> None:
-        """End the batch being read with the next record, now that Salesforce has finished the job before it, if
-        it has BULK_GROWTH times that job's rows: its job starts at once instead of once the batch is full.
+        """Now that Salesforce has finished the job before it, end the batch being read once it holds BULK_GROWTH
+        times that job's rows (with the next record if it already does): its job starts then, not once it is full.
 
         Measured on 1M upsert-bulk records: the emulator sat idle for 6-9 s while the second batch of 500,000 was
         read, then the third job's processing came after the end of input all the same.
         """
-        enough = max(self.BULK_FIRST_SIZE_DEFAULT, self.BULK_GROWTH * self._last_batch_rows)
-        if self.batch_size_rows is None and self.settings.api != "rest" and self._batch_records_read >= enough:
-            self._batch_limit = self._batch_records_read
+        if self.batch_size_rows is None and self.settings.api != "rest":
+            enough = max(self.BULK_FIRST_SIZE_DEFAULT, math.ceil(self.BULK_GROWTH * self._last_batch_rows))
+            self._batch_limit = max(self._batch_records_read, min(self._batch_limit, enough))
 
     def _settle(self, batch: Tally) -> None:
         """Count a written batch's rows, in the reading thread: also when the run stops mid-batch at the API limit,
