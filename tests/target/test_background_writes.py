@@ -15,7 +15,16 @@ import sys
 import time
 from typing import Any
 
-from tests.target.conftest import encode, record_msg, schema_msg, state_msg, string_props, target_env
+from tests.target.conftest import (
+    assert_no_secrets,
+    encode,
+    record_msg,
+    schema_msg,
+    secret_values,
+    state_msg,
+    string_props,
+    target_env,
+)
 
 BATCH = 50
 PROPERTIES = {"External_Id__c": {"type": "string"}, "Name": {"type": ["string", "null"], "maxLength": 80}}
@@ -104,12 +113,13 @@ def test_a_batch_ends_early_once_the_job_before_it_has_ended(sf, emulator, tmp_p
         assert time.monotonic() < deadline, "the first job never ended"
         time.sleep(0.05)
     time.sleep(0.5)  # the target counts the results
-    feed(5, pause=0.2)  # read while the target takes in the ended job: the second batch is to end at 300 rows
+    feed(10, pause=0.2)  # read while the target takes in the ended job: the second batch is to end at 300 rows
     feed(400)  # the second batch ends within these; the rest, read while its job runs, is a third job
-    _, stderr = proc.communicate(timeout=120)
+    stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr.decode()
+    assert_no_secrets({"stdout": stdout.decode(), "stderr": stderr.decode()}, secret_values(emulator, config))
 
     jobs = [job for job in sf.restful("jobs/ingest")["records"] if job["id"] not in before]
     sizes = [sf.restful(f"jobs/ingest/{job['id']}")["numberRecordsProcessed"] for job in jobs]
-    assert sizes == [200, 300, 355]  # without the early end: 200, 500 (a full batch), 155
-    assert sf.query("SELECT COUNT() FROM Contact WHERE LastName LIKE 'Early%'")["totalSize"] == 855
+    assert sizes == [200, 300, 360]  # without the early end: 200, 500 (a full batch), 160
+    assert sf.query("SELECT COUNT() FROM Contact WHERE LastName LIKE 'Early%'")["totalSize"] == 860
