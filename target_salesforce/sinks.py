@@ -88,8 +88,13 @@ class SalesforceSink(BatchSink):
         super().__init__(target, stream_name, schema, key_properties)
 
     @property
+    def _sized_for_bulk(self) -> bool:
+        """Whether batches take this target's Bulk sizes (BULK_*): no batch_size_rows, and Bulk allowed."""
+        return self.batch_size_rows is None and self.settings.api != "rest"
+
+    @property
     def max_size(self) -> int:
-        if self.batch_size_rows is None and self.settings.api != "rest":
+        if self._sized_for_bulk:
             return self.BULK_MAX_SIZE_DEFAULT if self._drained_once else self.BULK_FIRST_SIZE_DEFAULT
         return super().max_size
 
@@ -461,7 +466,7 @@ class SalesforceSink(BatchSink):
         Measured on 1M upsert-bulk records: the emulator sat idle for 6-9 s while the second batch of 500,000 was
         read, then the third job's processing came after the end of input all the same.
         """
-        if self.batch_size_rows is None and self.settings.api != "rest":
+        if self._sized_for_bulk:
             enough = max(self.BULK_FIRST_SIZE_DEFAULT, math.ceil(self.BULK_GROWTH * self._last_batch_rows))
             self._batch_limit = max(self._batch_records_read, min(self._batch_limit, enough))
 

@@ -129,14 +129,11 @@ class SpooledBatch:
         assert self._convert is not None
         pending = self._pending
         start = self._written + len(pending)
-        if all(map(bytes.endswith, messages, repeat(b"\n"))):
-            pending += _TAB + _TAB.join(messages)
-            sizes = map(len, messages)
-        else:
+        lines = messages
+        if not all(map(bytes.endswith, messages, repeat(b"\n"))):
             lines = [message if message[-1:] == b"\n" else message + b"\n" for message in messages]
-            pending += _TAB + _TAB.join(lines)
-            sizes = map(len, lines)
-        self._end_lines(list(accumulate(map(add, sizes, repeat(len(_TAB))), initial=start))[1:])
+        pending += _TAB + _TAB.join(lines)
+        self._end_lines(list(accumulate(map(add, map(len, lines), repeat(len(_TAB))), initial=start))[1:])
         deque(map(self._note_key, keys), maxlen=0)
 
     def _end_lines(self, ends: list[int]) -> None:
